@@ -1,0 +1,10 @@
+//! A client-side `Connection` fed an arbitrary server byte stream in arbitrary chunks, with
+//! timer steps and local closes; see `ws_proto_fuzz::conn` for the layout and the invariants.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ws_proto::Role;
+
+fuzz_target!(|data: &[u8]| {
+    ws_proto_fuzz::conn::fuzz_connection(Role::Client, data);
+});

@@ -1,0 +1,72 @@
+//! `apply_mask` against `apply_mask_naive` and a byte-by-byte reference, at arbitrary key
+//! phases, lengths and buffer alignments, whole and split in two at an arbitrary point.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use ws_proto::mask::{apply_mask, apply_mask_naive};
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    key: [u8; 4],
+    /// Payload byte number of the first byte (any phase, and large frame offsets).
+    offset: u32,
+    /// Where to split the buffer in two.
+    split: u16,
+    /// Leading bytes before the buffer, to vary its alignment.
+    align: u8,
+    data: Vec<u8>,
+}
+
+fuzz_target!(|input: Input| {
+    let Input {
+        key,
+        offset,
+        split,
+        align,
+        data,
+    } = input;
+    let offset = offset as usize;
+    let pad = usize::from(align % 64);
+    let n = data.len();
+
+    let reference: Vec<u8> = data
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b ^ key[(offset + i) % 4])
+        .collect();
+
+    let mut naive = data.clone();
+    apply_mask_naive(&mut naive, key, offset);
+    assert_eq!(naive, reference, "apply_mask_naive");
+
+    let mut storage = vec![0xA5u8; pad + n + 64];
+    storage[pad..pad + n].copy_from_slice(&data);
+    apply_mask(&mut storage[pad..pad + n], key, offset);
+    assert_eq!(&storage[pad..pad + n], reference.as_slice(), "apply_mask");
+    assert!(
+        storage[..pad].iter().all(|&b| b == 0xA5),
+        "wrote before the buffer"
+    );
+    assert!(
+        storage[pad + n..].iter().all(|&b| b == 0xA5),
+        "wrote past the buffer"
+    );
+
+    // Masking again restores the data.
+    apply_mask(&mut storage[pad..pad + n], key, offset);
+    assert_eq!(&storage[pad..pad + n], data.as_slice(), "masking twice");
+
+    // Two pieces masked with the right offsets give the same as the whole.
+    let s = usize::from(split) % (n + 1);
+    let mut pieces = data.clone();
+    let (a, b) = pieces.split_at_mut(s);
+    apply_mask(a, key, offset);
+    apply_mask(b, key, offset + s);
+    assert_eq!(pieces, reference, "split at {s}");
+
+    // Only the phase of the offset matters.
+    let mut phase = data.clone();
+    apply_mask(&mut phase, key, offset % 4);
+    assert_eq!(phase, reference, "offset phase");
+});

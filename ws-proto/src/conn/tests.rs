@@ -1,0 +1,694 @@
+use super::*;
+use crate::error::HandshakeError;
+use proptest::prelude::*;
+use std::string::String;
+use std::vec;
+use std::vec::Vec;
+
+/// A frame as the peer of `role` would send it (masked when sent to a server).
+fn frame_to(role: Role, opcode: u8, fin: bool, rsv: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = (role == Role::Server).then_some([0x12, 0x34, 0x56, 0x78]);
+    let h = FrameHeader {
+        fin,
+        rsv,
+        opcode: OpCode::from_u8(opcode).unwrap(),
+        mask,
+        payload_len: payload.len() as u64,
+    };
+    let mut v = h.encode().as_bytes().to_vec();
+    let mut p = payload.to_vec();
+    if let Some(k) = mask {
+        crate::mask::apply_mask_naive(&mut p, k, 0);
+    }
+    v.extend_from_slice(&p);
+    v
+}
+
+fn no_timers() -> Config {
+    Config {
+        ping_interval: None,
+        ..Config::DEFAULT
+    }
+}
+
+/// An owned copy of an event, for comparisons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ev {
+    Data(DataKind, Vec<u8>, bool, bool),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(Option<u16>, String),
+}
+
+impl From<Event<'_>> for Ev {
+    fn from(e: Event<'_>) -> Self {
+        match e {
+            Event::Data {
+                kind,
+                payload,
+                frame_fin,
+                message_fin,
+            } => Ev::Data(kind, payload.to_vec(), frame_fin, message_fin),
+            Event::Ping(p) => Ev::Ping(p.to_vec()),
+            Event::Pong(p) => Ev::Pong(p.to_vec()),
+            Event::Close { code, reason } => Ev::Close(code.map(|c| c.0), reason.into()),
+        }
+    }
+}
+
+/// Feeds all of `bytes` in one go; returns the events, or the first error.
+fn feed_all(conn: &mut Connection, bytes: &[u8]) -> Result<Vec<Ev>, (Vec<Ev>, Error)> {
+    let mut buf = bytes.to_vec();
+    let mut events = Vec::new();
+    let mut pos = 0;
+    loop {
+        match conn.receive(&mut buf[pos..]) {
+            Ok((n, ev)) => {
+                pos += n;
+                match ev {
+                    Some(e) => events.push(e.into()),
+                    None => {
+                        assert_eq!(pos, buf.len(), "receive must consume everything");
+                        return Ok(events);
+                    }
+                }
+            }
+            Err(e) => return Err((events, e)),
+        }
+    }
+}
+
+/// Merges data chunks so events can be compared across chunkings.
+fn normalise(events: &[Ev]) -> Vec<Ev> {
+    let mut out: Vec<Ev> = Vec::new();
+    for e in events {
+        if let (Some(Ev::Data(k0, p0, f0, m0)), Ev::Data(k, p, f, m)) = (out.last_mut(), e) {
+            if !*f0 {
+                assert_eq!(k0, k);
+                p0.extend_from_slice(p);
+                *f0 = *f;
+                *m0 = *m;
+                continue;
+            }
+        }
+        out.push(e.clone());
+    }
+    // Empty non-final chunks carry nothing.
+    out
+}
+
+fn close_code_sent(conn: &mut Connection) -> Option<Option<u16>> {
+    while let Some(f) = conn.poll_transmit() {
+        if f.opcode() == OpCode::Close {
+            let bytes = f.as_bytes();
+            let (h, n) = FrameHeader::decode(bytes).unwrap().unwrap();
+            let mut p = bytes[n..].to_vec();
+            if let Some(k) = h.mask {
+                crate::mask::apply_mask_naive(&mut p, k, 0);
+            }
+            return Some(if p.len() >= 2 {
+                Some(u16::from_be_bytes([p[0], p[1]]))
+            } else {
+                None
+            });
+        }
+    }
+    None
+}
+
+/// Feeds `bytes` to a fresh connection of `role` and expects failure with `close`.
+fn expect_failure(role: Role, bytes: &[u8], err: Error, close: u16) {
+    let mut c = Connection::new(role, no_timers(), 7).unwrap();
+    let r = feed_all(&mut c, bytes);
+    assert_eq!(r.map_err(|e| e.1), Err(err), "{bytes:02x?}");
+    assert_eq!(c.state(), State::Closed);
+    assert_eq!(c.error(), Some(err));
+    assert_eq!(close_code_sent(&mut c), Some(Some(close)));
+    assert!(c.can_shutdown());
+    let mut more = frame_to(role, 1, true, 0, b"x");
+    assert_eq!(c.receive(&mut more).map(|_| ()), Err(Error::Closed));
+}
+
+#[test]
+fn text_and_binary() {
+    for role in [Role::Server, Role::Client] {
+        let mut c = Connection::new(role, no_timers(), 1).unwrap();
+        let mut bytes = frame_to(role, 1, true, 0, "héllo".as_bytes());
+        bytes.extend(frame_to(role, 2, true, 0, &[0, 255, 7]));
+        bytes.extend(frame_to(role, 2, true, 0, &[]));
+        let ev = feed_all(&mut c, &bytes).unwrap();
+        assert_eq!(
+            ev,
+            vec![
+                Ev::Data(DataKind::Text, "héllo".as_bytes().to_vec(), true, true),
+                Ev::Data(DataKind::Binary, vec![0, 255, 7], true, true),
+                Ev::Data(DataKind::Binary, vec![], true, true),
+            ]
+        );
+        assert_eq!(c.state(), State::Open);
+    }
+}
+
+#[test]
+fn rsv_bits_without_extension_are_1002() {
+    for rsv in 1..8 {
+        for role in [Role::Server, Role::Client] {
+            let b = frame_to(role, 1, true, rsv, b"a");
+            expect_failure(role, &b, ProtocolError::ReservedBits.into(), 1002);
+            let b = frame_to(role, 9, true, rsv, b"");
+            expect_failure(role, &b, ProtocolError::ReservedBits.into(), 1002);
+        }
+    }
+}
+
+#[test]
+fn reserved_opcodes_are_1002() {
+    for op in [3u8, 4, 5, 6, 7, 11, 12, 13, 14, 15] {
+        expect_failure(
+            Role::Server,
+            &[0x80 | op, 0x80, 1, 2, 3, 4],
+            ProtocolError::ReservedOpcode.into(),
+            1002,
+        );
+        expect_failure(
+            Role::Client,
+            &[0x80 | op, 0x00],
+            ProtocolError::ReservedOpcode.into(),
+            1002,
+        );
+    }
+}
+
+#[test]
+fn control_frame_rules_are_1002() {
+    let big = [0u8; 126];
+    for role in [Role::Server, Role::Client] {
+        expect_failure(
+            role,
+            &frame_to(role, 9, false, 0, b""),
+            ProtocolError::FragmentedControl.into(),
+            1002,
+        );
+        let mut b = frame_to(role, 2, true, 0, &big);
+        b[0] = 0x89; // same bytes as a 126-byte ping
+        expect_failure(role, &b, ProtocolError::ControlTooLong.into(), 1002);
+    }
+    // 125 is fine.
+    let mut c = Connection::server(no_timers()).unwrap();
+    let ev = feed_all(&mut c, &frame_to(Role::Server, 9, true, 0, &[5u8; 125])).unwrap();
+    assert_eq!(ev, vec![Ev::Ping(vec![5u8; 125])]);
+}
+
+#[test]
+fn masking_direction_is_1002() {
+    let unmasked = frame_to(Role::Client, 1, true, 0, b"hi");
+    expect_failure(
+        Role::Server,
+        &unmasked,
+        ProtocolError::UnmaskedFrame.into(),
+        1002,
+    );
+    let masked = frame_to(Role::Server, 1, true, 0, b"hi");
+    expect_failure(
+        Role::Client,
+        &masked,
+        ProtocolError::MaskedFrame.into(),
+        1002,
+    );
+}
+
+#[test]
+fn length_msb_is_1002() {
+    expect_failure(
+        Role::Client,
+        &[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1],
+        ProtocolError::LengthOverflow.into(),
+        1002,
+    );
+}
+
+#[test]
+fn fragmentation_rules() {
+    let r = Role::Server;
+    expect_failure(
+        r,
+        &frame_to(r, 0, true, 0, b"x"),
+        ProtocolError::UnexpectedContinuation.into(),
+        1002,
+    );
+    let mut b = frame_to(r, 1, false, 0, b"a");
+    b.extend(frame_to(r, 1, true, 0, b"b"));
+    expect_failure(r, &b, ProtocolError::ExpectedContinuation.into(), 1002);
+    let mut b = frame_to(r, 2, false, 0, b"a");
+    b.extend(frame_to(r, 2, true, 0, b"b"));
+    expect_failure(r, &b, ProtocolError::ExpectedContinuation.into(), 1002);
+
+    // Control frames between fragments are delivered and answered at once.
+    let mut c = Connection::server(no_timers()).unwrap();
+    let mut b = frame_to(r, 1, false, 0, b"fra");
+    b.extend(frame_to(r, 9, true, 0, b"p"));
+    b.extend(frame_to(r, 0, false, 0, b"gme"));
+    b.extend(frame_to(r, 10, true, 0, b"q"));
+    b.extend(frame_to(r, 0, true, 0, b"nt"));
+    let ev = feed_all(&mut c, &b).unwrap();
+    assert_eq!(
+        ev,
+        vec![
+            Ev::Data(DataKind::Text, b"fra".to_vec(), true, false),
+            Ev::Ping(b"p".to_vec()),
+            Ev::Data(DataKind::Text, b"gme".to_vec(), true, false),
+            Ev::Pong(b"q".to_vec()),
+            Ev::Data(DataKind::Text, b"nt".to_vec(), true, true),
+        ]
+    );
+    let pong = c.poll_transmit().unwrap();
+    assert_eq!(pong.opcode(), OpCode::Pong);
+    assert_eq!(pong.as_bytes(), &[0x8A, 1, b'p']);
+}
+
+#[test]
+fn utf8_fails_fast_across_frames_with_1007() {
+    let r = Role::Server;
+    // Invalid in a single frame.
+    expect_failure(
+        r,
+        &frame_to(r, 1, true, 0, &[0xce, 0xba, 0xff]),
+        Error::InvalidUtf8,
+        1007,
+    );
+    // A valid prefix, then a frame whose first byte makes it impossible: fails on that frame,
+    // before the message ends.
+    let mut c = Connection::server(no_timers()).unwrap();
+    let mut b = frame_to(r, 1, false, 0, &[0xf4]);
+    b.extend(frame_to(r, 0, false, 0, &[0x90]));
+    let (ev, e) = feed_all(&mut c, &b).unwrap_err();
+    assert_eq!(e, Error::InvalidUtf8);
+    assert_eq!(ev, vec![Ev::Data(DataKind::Text, vec![0xf4], true, false)]);
+    // A character split across frames is fine.
+    let mut c = Connection::server(no_timers()).unwrap();
+    let euro = "€".as_bytes();
+    let mut b = frame_to(r, 1, false, 0, &euro[..1]);
+    b.extend(frame_to(r, 0, false, 0, &euro[1..2]));
+    b.extend(frame_to(r, 0, true, 0, &euro[2..]));
+    assert!(feed_all(&mut c, &b).is_ok());
+    // Truncated at the end of the message.
+    expect_failure(
+        r,
+        &frame_to(r, 1, true, 0, &euro[..2]),
+        Error::InvalidUtf8,
+        1007,
+    );
+    // Binary is never checked.
+    let mut c = Connection::server(no_timers()).unwrap();
+    assert!(feed_all(&mut c, &frame_to(r, 2, true, 0, &[0xff, 0xfe])).is_ok());
+}
+
+#[test]
+fn close_payload_rules() {
+    let r = Role::Server;
+    expect_failure(
+        r,
+        &frame_to(r, 8, true, 0, &[3]),
+        ProtocolError::CloseTooShort.into(),
+        1002,
+    );
+    for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+        let b = frame_to(r, 8, true, 0, &code.to_be_bytes());
+        expect_failure(r, &b, ProtocolError::InvalidCloseCode.into(), 1002);
+    }
+    let mut p = 1000u16.to_be_bytes().to_vec();
+    p.extend([0xce, 0xba, 0xe1, 0xbd]);
+    expect_failure(r, &frame_to(r, 8, true, 0, &p), Error::InvalidUtf8, 1007);
+    for code in [
+        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999,
+    ] {
+        let mut c = Connection::server(no_timers()).unwrap();
+        let mut p = code.to_be_bytes().to_vec();
+        p.extend_from_slice(b"why");
+        let ev = feed_all(&mut c, &frame_to(r, 8, true, 0, &p)).unwrap();
+        assert_eq!(ev, vec![Ev::Close(Some(code), "why".into())]);
+        assert_eq!(close_code_sent(&mut c), Some(Some(code)), "echo of {code}");
+    }
+}
+
+#[test]
+fn peer_initiated_close_handshake() {
+    let r = Role::Server;
+    let mut c = Connection::server(no_timers()).unwrap();
+    let ev = feed_all(&mut c, &frame_to(r, 8, true, 0, &[])).unwrap();
+    assert_eq!(ev, vec![Ev::Close(None, String::new())]);
+    assert_eq!(c.initiator(), Some(Initiator::Remote));
+    assert_eq!(c.state(), State::Closed);
+    assert!(!c.can_shutdown(), "echo not yet sent");
+    assert_eq!(close_code_sent(&mut c), Some(None));
+    assert!(c.can_shutdown());
+    // Data after close: refused in both directions.
+    let mut more = frame_to(r, 1, true, 0, b"late");
+    assert_eq!(c.receive(&mut more).map(|_| ()), Err(Error::Closed));
+    assert_eq!(
+        c.frame_header(OpCode::Text, true, &mut []).map(|_| ()),
+        Err(Error::Closed)
+    );
+    assert!(c.poll_transmit().is_none());
+}
+
+#[test]
+fn local_close_handshake() {
+    let r = Role::Client;
+    let mut c = Connection::client(no_timers(), 9).unwrap();
+    c.close(Some(CloseCode::NORMAL), "done").unwrap();
+    assert_eq!(c.state(), State::Closing);
+    assert_eq!(c.close(Some(CloseCode::NORMAL), ""), Err(Error::Closed));
+    assert_eq!(
+        c.encode_frame(OpCode::Text, true, b"x", &mut [0; 32]),
+        Err(Error::Closed)
+    );
+    let f = c.poll_transmit().unwrap();
+    assert_eq!(f.opcode(), OpCode::Close);
+    let (h, n) = FrameHeader::decode(f.as_bytes()).unwrap().unwrap();
+    let mut p = f.as_bytes()[n..].to_vec();
+    crate::mask::apply_mask_naive(&mut p, h.mask.unwrap(), 0);
+    assert_eq!(p, b"\x03\xe8done");
+    // Data still arrives while closing.
+    let ev = feed_all(&mut c, &frame_to(r, 1, true, 0, b"in flight")).unwrap();
+    assert_eq!(ev.len(), 1);
+    let ev = feed_all(&mut c, &frame_to(r, 8, true, 0, &1000u16.to_be_bytes())).unwrap();
+    assert_eq!(ev, vec![Ev::Close(Some(1000), String::new())]);
+    assert_eq!(c.state(), State::Closed);
+    assert_eq!(c.initiator(), Some(Initiator::Local));
+    assert!(c.poll_transmit().is_none(), "no second close");
+    assert!(c.can_shutdown());
+}
+
+#[test]
+fn limits_at_and_past() {
+    let limits = Limits {
+        max_frame_size: 100,
+        max_message_size: 250,
+        max_fragments: 3,
+        ..Limits::DEFAULT
+    };
+    let cfg = Config {
+        limits,
+        ping_interval: None,
+        ..Config::DEFAULT
+    };
+    let r = Role::Server;
+    // Frame size: at the limit fine, one past it 1009, decided from the header alone.
+    let mut c = Connection::server(cfg).unwrap();
+    assert!(feed_all(&mut c, &frame_to(r, 2, true, 0, &[0; 100])).is_ok());
+    let mut c = Connection::server(cfg).unwrap();
+    let b = frame_to(r, 2, true, 0, &[0; 101]);
+    let (_, e) = feed_all(&mut c, &b[..8]).unwrap_err();
+    assert_eq!(e, Error::LimitExceeded(Limit::FrameSize));
+    assert_eq!(close_code_sent(&mut c), Some(Some(1009)));
+    // Message size across fragments.
+    let mut ok = frame_to(r, 2, false, 0, &[0; 100]);
+    ok.extend(frame_to(r, 0, false, 0, &[0; 100]));
+    ok.extend(frame_to(r, 0, true, 0, &[0; 50]));
+    let mut c = Connection::server(cfg).unwrap();
+    assert!(feed_all(&mut c, &ok).is_ok());
+    let mut bad = frame_to(r, 2, false, 0, &[0; 100]);
+    bad.extend(frame_to(r, 0, false, 0, &[0; 100]));
+    bad.extend(frame_to(r, 0, true, 0, &[0; 51]));
+    let mut c = Connection::server(cfg).unwrap();
+    assert_eq!(
+        feed_all(&mut c, &bad).unwrap_err().1,
+        Error::LimitExceeded(Limit::MessageSize)
+    );
+    assert_eq!(close_code_sent(&mut c), Some(Some(1009)));
+    // Fragment count.
+    let mut four = frame_to(r, 2, false, 0, b"");
+    four.extend(frame_to(r, 0, false, 0, b""));
+    four.extend(frame_to(r, 0, false, 0, b""));
+    let mut c = Connection::server(cfg).unwrap();
+    assert!(feed_all(&mut c, &four).is_ok(), "three fragments");
+    four.extend(frame_to(r, 0, true, 0, b""));
+    let mut c = Connection::server(cfg).unwrap();
+    assert_eq!(
+        feed_all(&mut c, &four).unwrap_err().1,
+        Error::LimitExceeded(Limit::Fragments)
+    );
+    assert_eq!(close_code_sent(&mut c), Some(Some(1009)));
+}
+
+#[test]
+fn pong_replies_stay_bounded() {
+    let r = Role::Server;
+    let mut c = Connection::server(no_timers()).unwrap();
+    let mut b = Vec::new();
+    for i in 0..10_000u32 {
+        b.extend(frame_to(r, 9, true, 0, &i.to_be_bytes()));
+    }
+    let ev = feed_all(&mut c, &b).unwrap();
+    assert_eq!(ev.len(), 10_000);
+    let pong = c.poll_transmit().unwrap();
+    assert_eq!(
+        &pong.as_bytes()[2..],
+        &9_999u32.to_be_bytes(),
+        "newest pong wins"
+    );
+    assert!(c.poll_transmit().is_none());
+}
+
+#[test]
+fn send_side_rules() {
+    let mut c = Connection::server(no_timers()).unwrap();
+    let mut out = [0u8; 64];
+    assert_eq!(
+        c.encode_frame(OpCode::Continuation, true, b"x", &mut out),
+        Err(Error::InvalidUsage(Usage::NoMessageStarted))
+    );
+    assert_eq!(c.encode_frame(OpCode::Text, false, b"ab", &mut out), Ok(4));
+    assert_eq!(&out[..4], &[0x01, 2, b'a', b'b']);
+    assert_eq!(
+        c.encode_frame(OpCode::Binary, true, b"x", &mut out),
+        Err(Error::InvalidUsage(Usage::MessageInProgress))
+    );
+    assert_eq!(c.encode_frame(OpCode::Ping, true, b"p", &mut out), Ok(3));
+    assert_eq!(
+        c.encode_frame(OpCode::Continuation, true, b"c", &mut out),
+        Ok(3)
+    );
+    assert_eq!(&out[..3], &[0x80, 1, b'c']);
+    assert_eq!(
+        c.encode_frame(OpCode::Ping, true, &[0; 126], &mut [0; 200]),
+        Err(Error::InvalidUsage(Usage::ControlTooLong))
+    );
+    assert_eq!(
+        c.encode_frame(OpCode::Binary, true, &[0; 10], &mut out[..11]),
+        Err(Error::BufferTooSmall)
+    );
+    // A failed encode does not start a message.
+    assert_eq!(
+        c.encode_frame(OpCode::Binary, true, &[0; 10], &mut out),
+        Ok(12)
+    );
+    assert_eq!(
+        c.close(Some(CloseCode(1005)), ""),
+        Err(Error::InvalidUsage(Usage::InvalidCloseCode))
+    );
+    assert_eq!(c.state(), State::Open);
+}
+
+#[test]
+fn client_frames_are_masked_and_decode_on_a_server() {
+    let mut client = Connection::client(no_timers(), 42).unwrap();
+    let mut server = Connection::server(no_timers()).unwrap();
+    let mut out = [0u8; 300];
+    let n = client
+        .encode_frame(OpCode::Text, true, "masked ✓".as_bytes(), &mut out)
+        .unwrap();
+    assert_ne!(&out[6..n], "masked ✓".as_bytes());
+    let ev = feed_all(&mut server, &out[..n]).unwrap();
+    assert_eq!(
+        ev,
+        vec![Ev::Data(
+            DataKind::Text,
+            "masked ✓".as_bytes().to_vec(),
+            true,
+            true
+        )]
+    );
+    let mut payload = *b"zero copy";
+    let h = client
+        .frame_header(OpCode::Binary, true, &mut payload)
+        .unwrap();
+    let mut wire = h.as_bytes().to_vec();
+    wire.extend_from_slice(&payload);
+    let ev = feed_all(&mut server, &wire).unwrap();
+    assert_eq!(
+        ev,
+        vec![Ev::Data(
+            DataKind::Binary,
+            b"zero copy".to_vec(),
+            true,
+            true
+        )]
+    );
+    // Two frames get different masks.
+    let a = client.frame_header(OpCode::Binary, true, &mut []).unwrap();
+    let b = client.frame_header(OpCode::Binary, true, &mut []).unwrap();
+    assert_ne!(a.as_bytes(), b.as_bytes());
+}
+
+#[test]
+fn keepalive_ping_and_pong_timeout() {
+    let cfg = Config {
+        ping_interval: Some(1000),
+        pong_timeout: 500,
+        ..Config::DEFAULT
+    };
+    let mut c = Connection::server(cfg).unwrap();
+    assert_eq!(c.poll_timeout(), Some(0), "arm at once");
+    c.handle_timeout(10).unwrap();
+    assert_eq!(c.poll_timeout(), Some(1010));
+    c.handle_timeout(500).unwrap();
+    assert!(c.poll_transmit().is_none());
+    c.handle_timeout(1010).unwrap();
+    let ping = c.poll_transmit().unwrap();
+    assert_eq!(ping.opcode(), OpCode::Ping);
+    assert_eq!(c.poll_timeout(), Some(1510));
+    // A pong (any frame) in time clears the deadline.
+    feed_all(
+        &mut c,
+        &frame_to(Role::Server, 10, true, 0, &ping.as_bytes()[2..]),
+    )
+    .unwrap();
+    c.handle_timeout(1600).unwrap();
+    assert_eq!(c.poll_timeout(), Some(2010));
+    c.handle_timeout(2010).unwrap();
+    assert_eq!(c.poll_transmit().unwrap().opcode(), OpCode::Ping);
+    // Silence: the pong deadline passes at 2510, not a millisecond before.
+    c.handle_timeout(2509).unwrap();
+    assert_eq!(
+        c.handle_timeout(2510),
+        Err(Error::Timeout(TimeoutKind::Pong))
+    );
+    assert_eq!(c.state(), State::Closed);
+    assert!(
+        c.poll_transmit().is_none(),
+        "a dead peer gets no close frame"
+    );
+    assert!(c.can_shutdown());
+}
+
+#[test]
+fn close_handshake_timeout() {
+    let cfg = Config {
+        ping_interval: None,
+        close_timeout: 300,
+        ..Config::DEFAULT
+    };
+    let mut c = Connection::client(cfg, 3).unwrap();
+    c.handle_timeout(100).unwrap();
+    c.close(Some(CloseCode::GOING_AWAY), "").unwrap();
+    assert_eq!(c.poll_timeout(), Some(400));
+    c.handle_timeout(399).unwrap();
+    assert_eq!(
+        c.handle_timeout(400),
+        Err(Error::Timeout(TimeoutKind::CloseHandshake))
+    );
+    assert_eq!(c.state(), State::Closed);
+}
+
+#[test]
+fn idle_timeout_closes_with_1001() {
+    let cfg = Config {
+        ping_interval: None,
+        idle_timeout: Some(1000),
+        ..Config::DEFAULT
+    };
+    let mut c = Connection::server(cfg).unwrap();
+    c.handle_timeout(0).unwrap();
+    c.handle_timeout(900).unwrap();
+    feed_all(&mut c, &frame_to(Role::Server, 2, true, 0, b"x")).unwrap();
+    c.handle_timeout(950).unwrap();
+    assert_eq!(c.poll_timeout(), Some(1950));
+    c.handle_timeout(1949).unwrap();
+    assert_eq!(
+        c.handle_timeout(1950),
+        Err(Error::Timeout(TimeoutKind::Idle))
+    );
+    assert_eq!(close_code_sent(&mut c), Some(Some(1001)));
+}
+
+#[test]
+fn bad_config_is_an_error() {
+    let cfg = Config {
+        ping_interval: Some(0),
+        ..Config::DEFAULT
+    };
+    assert_eq!(
+        Connection::server(cfg).map(|_| ()),
+        Err(Error::InvalidUsage(Usage::InvalidConfig))
+    );
+    let _ = HandshakeError::MalformedHttp;
+}
+
+/// A stream of frames as a server would receive it.
+fn stream_strategy() -> impl Strategy<Value = Vec<u8>> {
+    let frame = prop_oneof![
+        (any::<bool>(), prop::collection::vec(any::<u8>(), 0..300)).prop_map(|(_, p)| (2u8, p)),
+        "[a-zé€😀]{0,50}".prop_map(|s: String| (1u8, s.into_bytes())),
+        prop::collection::vec(any::<u8>(), 0..125).prop_map(|p| (9u8, p)),
+        prop::collection::vec(any::<u8>(), 0..125).prop_map(|p| (10u8, p)),
+    ];
+    prop::collection::vec((frame, 1usize..4), 0..12).prop_map(|frames| {
+        let mut out = Vec::new();
+        for ((op, payload), pieces) in frames {
+            if op >= 8 || pieces == 1 {
+                out.extend(frame_to(Role::Server, op, true, 0, &payload));
+                continue;
+            }
+            // Split the message into `pieces` fragments, with a ping in between.
+            let step = payload.len().div_ceil(pieces).max(1);
+            let chunks: Vec<&[u8]> = if payload.is_empty() {
+                vec![&[][..]]
+            } else {
+                payload.chunks(step).collect()
+            };
+            for (i, c) in chunks.iter().enumerate() {
+                let opc = if i == 0 { op } else { 0 };
+                out.extend(frame_to(Role::Server, opc, i + 1 == chunks.len(), 0, c));
+                if i == 0 {
+                    out.extend(frame_to(Role::Server, 9, true, 0, b"mid"));
+                }
+            }
+        }
+        out
+    })
+}
+
+proptest! {
+    #[test]
+    fn any_chunking_gives_the_same_events(
+        stream in stream_strategy(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
+    ) {
+        let mut whole = Connection::server(no_timers()).unwrap();
+        let expected = normalise(&feed_all(&mut whole, &stream).unwrap());
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+        points.sort_unstable();
+        let mut c = Connection::server(no_timers()).unwrap();
+        let mut events = Vec::new();
+        let mut last = 0;
+        for p in points.into_iter().chain([stream.len()]) {
+            events.extend(feed_all(&mut c, &stream[last..p]).unwrap());
+            last = p;
+        }
+        prop_assert_eq!(normalise(&events), expected);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), client in any::<bool>()) {
+        let role = if client { Role::Client } else { Role::Server };
+        let mut c = Connection::new(role, Config::DEFAULT, 1).unwrap();
+        if let Err((_, e)) = feed_all(&mut c, &bytes) {
+            prop_assert_eq!(c.state(), State::Closed);
+            if let Some(code) = e.close_code() {
+                prop_assert_eq!(close_code_sent(&mut c), Some(Some(code.0)));
+            }
+        }
+    }
+}

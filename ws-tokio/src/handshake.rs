@@ -1,0 +1,444 @@
+//! The opening handshake over a tokio transport, both roles.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use ws_proto::handshake::{self as hs, HeadScanner};
+use ws_proto::{Connection, HandshakeError};
+
+use crate::config::Config;
+use crate::error::{Error, TimeoutKind};
+use crate::ws::WebSocket;
+
+/// The parsed client request a server inspects in [`accept_with`]: path, headers, Origin,
+/// offered subprotocols and extensions.
+pub type Request<'h, 'b> = hs::Request<'h, 'b>;
+
+/// A server's positive answer: the chosen subprotocol and extra response headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcceptResponse {
+    /// The subprotocol chosen from those the client offered.
+    pub protocol: Option<String>,
+    /// Extra headers for the 101 response.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl AcceptResponse {
+    /// Accept with no subprotocol and no extra headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Choose a subprotocol.
+    pub fn protocol(mut self, p: impl Into<String>) -> Self {
+        self.protocol = Some(p.into());
+        self
+    }
+
+    /// Add a response header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A server's refusal: HTTP status, headers and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// The HTTP status, e.g. 403.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+impl Reject {
+    /// A refusal with this status and no body.
+    pub fn status(status: u16) -> Self {
+        Reject { status, headers: Vec::new(), body: Vec::new() }
+    }
+
+    /// Add a response header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Set the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+/// What a client asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientRequest {
+    /// The `Host` header value (host, with `:port` when not the default).
+    pub host: String,
+    /// The request target: path and query.
+    pub path: String,
+    /// Subprotocols to offer, in preference order.
+    pub protocols: Vec<String>,
+    /// Extra request headers (e.g. `Origin`, `Authorization`).
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Connection settings.
+    pub config: Config,
+}
+
+impl ClientRequest {
+    /// A request for `path` on `host`.
+    pub fn new(host: impl Into<String>, path: impl Into<String>) -> Self {
+        ClientRequest { host: host.into(), path: path.into(), ..Default::default() }
+    }
+
+    /// Offer a subprotocol.
+    pub fn protocol(mut self, p: impl Into<String>) -> Self {
+        self.protocols.push(p.into());
+        self
+    }
+
+    /// Add a request header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Use these settings.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+}
+
+/// The server's answer, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status (101).
+    pub status: u16,
+    /// The subprotocol the server chose.
+    pub protocol: Option<String>,
+    /// All response headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads until the end of an HTTP head: one pass over new bytes. Returns the buffer and the
+/// head length; bytes after the head (early frames) stay in the buffer.
+async fn read_head<S: AsyncRead + Unpin>(
+    io: &mut S,
+    config: &Config,
+) -> Result<(Vec<u8>, usize), Error> {
+    let max = config.limits.max_header_bytes;
+    let mut scanner = HeadScanner::new(max);
+    let mut buf = Vec::with_capacity(1024.min(max + 1));
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.len().min(max + 1 - buf.len().min(max)).max(256));
+        }
+        let n = io.read_buf(&mut buf).await?;
+        if n == 0 {
+            return Err(if buf.is_empty() {
+                Error::PeerVanished
+            } else {
+                Error::Handshake(HandshakeError::MalformedHttp)
+            });
+        }
+        if let Some(len) = scanner.scan(&buf).map_err(Error::from_proto)? {
+            return Ok((buf, len));
+        }
+    }
+}
+
+fn encode_with<F>(mut f: F) -> Result<Vec<u8>, Error>
+where
+    F: FnMut(&mut [u8]) -> Result<usize, ws_proto::Error>,
+{
+    let mut size = 512;
+    loop {
+        let mut out = vec![0u8; size];
+        match f(&mut out) {
+            Ok(n) => {
+                out.truncate(n);
+                return Ok(out);
+            }
+            Err(ws_proto::Error::BufferTooSmall) if size < (1 << 20) => size *= 4,
+            Err(e) => return Err(Error::from_proto(e)),
+        }
+    }
+}
+
+fn header_refs(h: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
+    h.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect()
+}
+
+async fn with_timeout<T>(
+    config: &Config,
+    f: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(config.handshake_timeout, f).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout(TimeoutKind::Handshake)),
+    }
+}
+
+/// Accepts a WebSocket connection with default settings, any path and no subprotocol.
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<WebSocket<S>, Error> {
+    accept_with(stream, Config::default(), |_| Ok(AcceptResponse::new())).await
+}
+
+/// Accepts with the given settings.
+pub async fn accept_with_config<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    config: Config,
+) -> Result<WebSocket<S>, Error> {
+    accept_with(stream, config, |_| Ok(AcceptResponse::new())).await
+}
+
+/// Accepts a WebSocket connection after asking `callback`, which sees the request (path,
+/// headers, Origin, offered subprotocols) and accepts or rejects it.
+///
+/// Requests that are not valid WebSocket upgrades are answered with 400 (426 with the supported
+/// version for a wrong `Sec-WebSocket-Version`, 431 for oversized heads) and fail with
+/// [`Error::Handshake`]; a rejection by the callback fails with [`Error::Rejected`].
+pub async fn accept_with<S, F>(mut stream: S, config: Config, callback: F) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request<'_, '_>) -> Result<AcceptResponse, Reject>,
+{
+    let proto = config.proto();
+    proto.validate().map_err(Error::from_proto)?;
+    let (buf, head_len) = match with_timeout(&config, read_head(&mut stream, &config)).await {
+        Ok(x) => x,
+        Err(e) => {
+            if let Error::Handshake(_) | Error::Protocol { .. } = e {
+                let _ = reject(&mut stream, hs::reject_status(&ws_proto::Error::Handshake(HandshakeError::HeadTooLarge)), &[], b"").await;
+            }
+            return Err(e);
+        }
+    };
+    let mut headers = vec![httparse::EMPTY_HEADER; config.limits.max_headers];
+    let parsed = hs::parse_request(&buf[..head_len], &mut headers);
+    let response = match parsed {
+        Err(e) => {
+            let status = hs::reject_status(&e);
+            let _ = reject(&mut stream, status, &[], b"").await;
+            return Err(Error::from_proto(e));
+        }
+        Ok(req) => match callback(&req) {
+            Ok(acc) => {
+                if let Some(p) = &acc.protocol {
+                    if !req.protocols().any(|o| o == p) {
+                        let _ = reject(&mut stream, 500, &[], b"").await;
+                        return Err(Error::Handshake(HandshakeError::UnofferedProtocol));
+                    }
+                }
+                let extra = header_refs(&acc.headers);
+                let a = hs::Accept { protocol: acc.protocol.as_deref(), extensions: None, extra_headers: &extra };
+                let key = req.key();
+                encode_with(|out| hs::write_accept(out, key, &a))?
+            }
+            Err(rej) => {
+                let h = header_refs(&rej.headers);
+                let _ = reject(&mut stream, rej.status, &h, &rej.body).await;
+                return Err(Error::Rejected { status: rej.status });
+            }
+        },
+    };
+    drop(headers);
+    stream.write_all(&response).await?;
+    stream.flush().await?;
+    let leftover = buf[head_len..].to_vec();
+    let conn = Connection::server(proto).map_err(Error::from_proto)?;
+    Ok(WebSocket::from_parts(stream, conn, &config, leftover))
+}
+
+async fn reject<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: u16,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> Result<(), Error> {
+    let out = encode_with(|out| hs::write_reject(out, status, headers, body))?;
+    stream.write_all(&out).await?;
+    stream.flush().await?;
+    let _ = stream.shutdown().await;
+    Ok(())
+}
+
+/// Performs the client handshake over an established transport.
+pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    request: ClientRequest,
+) -> Result<(WebSocket<S>, Response), Error> {
+    let config = request.config;
+    let proto = config.proto();
+    proto.validate().map_err(Error::from_proto)?;
+    let mut random = [0u8; 24];
+    getrandom::fill(&mut random).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+    let mut key_rand = [0u8; 16];
+    key_rand.copy_from_slice(&random[..16]);
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&random[16..]);
+    let key = hs::generate_key(key_rand);
+    let protocols: Vec<&str> = request.protocols.iter().map(String::as_str).collect();
+    let extra = header_refs(&request.headers);
+    let req = hs::ClientRequest {
+        host: &request.host,
+        path: &request.path,
+        key: &key,
+        protocols: &protocols,
+        extensions: None,
+        extra_headers: &extra,
+    };
+    let bytes = encode_with(|out| hs::write_request(out, &req))?;
+    with_timeout(&config, async {
+        stream.write_all(&bytes).await?;
+        stream.flush().await?;
+        let (buf, head_len) = read_head(&mut stream, &config).await?;
+        let mut headers = vec![httparse::EMPTY_HEADER; config.limits.max_headers];
+        let resp = hs::parse_response(&buf[..head_len], &mut headers, &key, &protocols, None)
+            .map_err(|e| match e {
+                ws_proto::Error::Handshake(HandshakeError::UnexpectedStatus(status)) => {
+                    Error::Rejected { status }
+                }
+                e => Error::from_proto(e),
+            })?;
+        let response = Response {
+            status: resp.status(),
+            protocol: resp.protocol().map(String::from),
+            headers: resp
+                .headers()
+                .iter()
+                .map(|h| (h.name.to_string(), h.value.to_vec()))
+                .collect(),
+        };
+        drop(headers);
+        let leftover = buf[head_len..].to_vec();
+        let conn = Connection::client(proto, u64::from_ne_bytes(seed)).map_err(Error::from_proto)?;
+        Ok((WebSocket::from_parts(stream, conn, &config, leftover), response))
+    })
+    .await
+}
+
+/// A parsed `ws://` or `wss://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Url {
+    pub(crate) tls: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) path: String,
+}
+
+impl Url {
+    pub(crate) fn parse(url: &str) -> Result<Url, Error> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("ws://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("wss://") {
+            (true, r)
+        } else {
+            return Err(Error::InvalidUrl);
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let end = v6.find(']').ok_or(Error::InvalidUrl)?;
+            let host = &v6[..end];
+            let port = match &v6[end + 1..] {
+                "" => default_port,
+                p => p.strip_prefix(':').and_then(|p| p.parse().ok()).ok_or(Error::InvalidUrl)?,
+            };
+            (format!("[{host}]"), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| Error::InvalidUrl)?),
+                None => (authority.to_string(), default_port),
+            }
+        };
+        if host.is_empty() || authority.contains('@') || path.contains(['\r', '\n', ' ']) {
+            return Err(Error::InvalidUrl);
+        }
+        Ok(Url { tls, host, port, path })
+    }
+
+    pub(crate) fn host_header(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    pub(crate) fn connect_host(&self) -> &str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
+    }
+}
+
+/// Connects to a `ws://` URL with default settings.
+pub async fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
+    connect_with_config(url, Config::default()).await
+}
+
+/// Connects to a `ws://` URL with the given settings. (For `wss://`, see `connect_tls` with
+/// the `rustls` feature.)
+pub async fn connect_with_config(url: &str, config: Config) -> Result<WebSocket<TcpStream>, Error> {
+    let u = Url::parse(url)?;
+    if u.tls {
+        return Err(Error::InvalidUrl);
+    }
+    let request = ClientRequest::new(u.host_header(), u.path.clone()).config(config);
+    Ok(connect_request_inner(&u, request).await?.0)
+}
+
+/// Connects to a `ws://` URL with a full request (subprotocols, headers, settings); returns the
+/// connection and the server's response.
+pub async fn connect_request(
+    url: &str,
+    mut request: ClientRequest,
+) -> Result<(WebSocket<TcpStream>, Response), Error> {
+    let u = Url::parse(url)?;
+    if u.tls {
+        return Err(Error::InvalidUrl);
+    }
+    if request.host.is_empty() {
+        request.host = u.host_header();
+    }
+    if request.path.is_empty() {
+        request.path = u.path.clone();
+    }
+    connect_request_inner(&u, request).await
+}
+
+async fn connect_request_inner(u: &Url, request: ClientRequest) -> Result<(WebSocket<TcpStream>, Response), Error> {
+    let config = request.config;
+    let tcp = with_timeout(&config, async {
+        Ok(TcpStream::connect((u.connect_host(), u.port)).await?)
+    })
+    .await?;
+    tcp.set_nodelay(true)?;
+    client(tcp, request).await
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = Url::parse("ws://127.0.0.1:9001/path?x=1").unwrap();
+        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (false, "127.0.0.1", 9001, "/path?x=1"));
+        assert_eq!(u.host_header(), "127.0.0.1:9001");
+        let u = Url::parse("wss://example.com").unwrap();
+        assert_eq!((u.tls, u.port, u.path.as_str(), u.host_header().as_str()), (true, 443, "/", "example.com"));
+        let u = Url::parse("ws://[::1]:80?q").unwrap();
+        assert_eq!((u.connect_host(), u.port, u.path.as_str(), u.host_header().as_str()), ("::1", 80, "/?q", "[::1]"));
+        for bad in ["http://x", "ws://", "ws://h:notaport/", "ws://u@h/", "ws://h/a b"] {
+            assert!(Url::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! `ws-tokio`: a thin tokio adapter over the `ws-proto` WebSocket core.
+//!
+//! All protocol logic lives in `ws-proto`; this crate moves bytes and time:
+//!
+//! - servers: [`accept`], [`accept_with`] (inspect the request; accept with a subprotocol and
+//!   headers, or reject with a status);
+//! - clients: [`connect`] for `ws://` (and `wss://` with the `rustls` feature), and [`client`]
+//!   over any `AsyncRead + AsyncWrite` transport;
+//! - [`WebSocket`]: cancel-safe [`recv`](WebSocket::recv) / [`send`](WebSocket::send), `Stream`
+//!   and `Sink`, [`split`](WebSocket::split) into halves, keepalive pings, timeouts and a
+//!   bounded write buffer.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), ws_tokio::Error> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! let (tcp, _) = listener.accept().await?;
+//! let mut ws = ws_tokio::accept(tcp).await?;
+//! while let Some(msg) = ws.recv().await {
+//!     match msg? {
+//!         m @ (ws_tokio::Message::Text(_) | ws_tokio::Message::Binary(_)) => ws.send(m).await?,
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod error;
+mod handshake;
+mod split;
+mod time;
+#[cfg(feature = "rustls")]
+mod tls;
+mod ws;
+
+pub use config::Config;
+pub use error::{Error, TimeoutKind};
+pub use handshake::{
+    AcceptResponse, ClientRequest, Reject, Request, Response, accept, accept_with,
+    accept_with_config, client, connect, connect_request, connect_with_config,
+};
+pub use split::{ReadHalf, WriteHalf};
+pub use ws::WebSocket;
+pub use ws_proto::{CloseCode, Limits, Message, Role};
+#[cfg(feature = "rustls")]
+pub use tls::{MaybeTlsStream, connect_tls};
