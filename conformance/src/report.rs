@@ -455,7 +455,7 @@ mod tests {
             Some("The connection was failed by the wrong endpoint")
         );
         let t = d.started.unwrap();
-        assert!((t - 1_795_321_077.251_783).abs() < 1e-3, "{t}");
+        assert!((t - 1_795_313_877.251_783).abs() < 1e-3, "{t}");
         assert!(d.summary.contains("remoteCloseCode: 1009"));
         assert!(d.summary.contains("\"closeCode\":[1000]"));
     }

@@ -144,3 +144,52 @@ impl Utf8Prefix {
         self.valid_up_to == bytes.len()
     }
 }
+
+/// Reference for [`ws_proto::handshake::HeadScanner`]: the head length when `"\r\n\r\n"` ends
+/// within the first `limit` bytes, `Err` when more than `limit` bytes hold no terminator there.
+pub fn reference_head_len(bytes: &[u8], limit: usize) -> Result<Option<usize>, ()> {
+    let window = &bytes[..bytes.len().min(limit)];
+    match window.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => Ok(Some(i + 4)),
+        None if bytes.len() > limit => Err(()),
+        None => Ok(None),
+    }
+}
+
+/// Feeds `bytes` to a fresh [`HeadScanner`](ws_proto::handshake::HeadScanner) as a buffer
+/// growing by `chunks`, as a reader would, stopping at the first head length or error; checks
+/// the answer against [`reference_head_len`] and against one scan of the whole buffer.
+/// Returns the head length, if one was found.
+pub fn scan_head(bytes: &[u8], schedule: &[u8], limit: usize) -> Option<usize> {
+    use ws_proto::handshake::HeadScanner;
+    use ws_proto::{Error, Limit};
+
+    let reference = reference_head_len(bytes, limit);
+    let whole = HeadScanner::new(limit).scan(bytes);
+    match (&whole, reference) {
+        (Ok(got), Ok(want)) => assert_eq!(*got, want, "head length (one scan)"),
+        (Err(e), Err(())) => assert_eq!(*e, Error::LimitExceeded(Limit::HeaderBytes)),
+        (got, want) => panic!("one scan gave {got:?}, expected {want:?}"),
+    }
+
+    let mut scanner = HeadScanner::new(limit);
+    let mut buf = Vec::new();
+    let mut incremental = scanner.scan(&buf);
+    assert_eq!(incremental, Ok(None), "empty buffer");
+    for chunk in chunks(bytes, schedule, 64) {
+        buf.extend_from_slice(chunk);
+        incremental = scanner.scan(&buf);
+        if !matches!(incremental, Ok(None)) {
+            break;
+        }
+    }
+    if let Ok(Some(n)) = incremental {
+        // The found length stays put, even as the buffer grows.
+        assert_eq!(scanner.scan(bytes), Ok(Some(n)), "head length changed");
+        assert!(n <= limit && n <= bytes.len() && bytes[..n].ends_with(b"\r\n\r\n"));
+        scanner.reset();
+        assert_eq!(scanner.scan(bytes), Ok(Some(n)), "after reset");
+    }
+    assert_eq!(incremental, whole, "incremental scan differs from one scan");
+    whole.ok().flatten()
+}

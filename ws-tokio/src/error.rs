@@ -62,7 +62,10 @@ impl Error {
             ws_proto::Error::Closed => Error::Closed,
             ws_proto::Error::Handshake(h) => Error::Handshake(h),
             ws_proto::Error::InvalidUsage(_) | ws_proto::Error::BufferTooSmall => Error::Usage(e),
-            _ => Error::Protocol { error: e, sent: e.close_code() },
+            _ => Error::Protocol {
+                error: e,
+                sent: e.close_code(),
+            },
         }
     }
 }
@@ -77,7 +80,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "I/O error: {e}"),
-            Error::Protocol { error, sent: Some(c) } => write!(f, "{error} (sent close {})", c.0),
+            Error::Protocol {
+                error,
+                sent: Some(c),
+            } => write!(f, "{error} (sent close {})", c.0),
             Error::Protocol { error, sent: None } => write!(f, "{error}"),
             Error::PeerVanished => f.write_str("connection ended without a close handshake"),
             Error::Timeout(k) => write!(f, "timeout: {k:?}"),

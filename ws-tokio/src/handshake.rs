@@ -55,7 +55,11 @@ pub struct Reject {
 impl Reject {
     /// A refusal with this status and no body.
     pub fn status(status: u16) -> Self {
-        Reject { status, headers: Vec::new(), body: Vec::new() }
+        Reject {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     /// Add a response header.
@@ -89,7 +93,11 @@ pub struct ClientRequest {
 impl ClientRequest {
     /// A request for `path` on `host`.
     pub fn new(host: impl Into<String>, path: impl Into<String>) -> Self {
-        ClientRequest { host: host.into(), path: path.into(), ..Default::default() }
+        ClientRequest {
+            host: host.into(),
+            path: path.into(),
+            ..Default::default()
+        }
     }
 
     /// Offer a subprotocol.
@@ -200,7 +208,11 @@ pub async fn accept_with_config<S: AsyncRead + AsyncWrite + Unpin>(
 /// Requests that are not valid WebSocket upgrades are answered with 400 (426 with the supported
 /// version for a wrong `Sec-WebSocket-Version`, 431 for oversized heads) and fail with
 /// [`Error::Handshake`]; a rejection by the callback fails with [`Error::Rejected`].
-pub async fn accept_with<S, F>(mut stream: S, config: Config, callback: F) -> Result<WebSocket<S>, Error>
+pub async fn accept_with<S, F>(
+    mut stream: S,
+    config: Config,
+    callback: F,
+) -> Result<WebSocket<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request<'_, '_>) -> Result<AcceptResponse, Reject>,
@@ -211,7 +223,13 @@ where
         Ok(x) => x,
         Err(e) => {
             if let Error::Handshake(_) | Error::Protocol { .. } = e {
-                let _ = reject(&mut stream, hs::reject_status(&ws_proto::Error::Handshake(HandshakeError::HeadTooLarge)), &[], b"").await;
+                let _ = reject(
+                    &mut stream,
+                    hs::reject_status(&ws_proto::Error::Handshake(HandshakeError::HeadTooLarge)),
+                    &[],
+                    b"",
+                )
+                .await;
             }
             return Err(e);
         }
@@ -233,7 +251,11 @@ where
                     }
                 }
                 let extra = header_refs(&acc.headers);
-                let a = hs::Accept { protocol: acc.protocol.as_deref(), extensions: None, extra_headers: &extra };
+                let a = hs::Accept {
+                    protocol: acc.protocol.as_deref(),
+                    extensions: None,
+                    extra_headers: &extra,
+                };
                 let key = req.key();
                 encode_with(|out| hs::write_accept(out, key, &a))?
             }
@@ -314,8 +336,12 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         };
         drop(headers);
         let leftover = buf[head_len..].to_vec();
-        let conn = Connection::client(proto, u64::from_ne_bytes(seed)).map_err(Error::from_proto)?;
-        Ok((WebSocket::from_parts(stream, conn, &config, leftover), response))
+        let conn =
+            Connection::client(proto, u64::from_ne_bytes(seed)).map_err(Error::from_proto)?;
+        Ok((
+            WebSocket::from_parts(stream, conn, &config, leftover),
+            response,
+        ))
     })
     .await
 }
@@ -342,14 +368,21 @@ impl Url {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
         let default_port = if tls { 443 } else { 80 };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let end = v6.find(']').ok_or(Error::InvalidUrl)?;
             let host = &v6[..end];
             let port = match &v6[end + 1..] {
                 "" => default_port,
-                p => p.strip_prefix(':').and_then(|p| p.parse().ok()).ok_or(Error::InvalidUrl)?,
+                p => p
+                    .strip_prefix(':')
+                    .and_then(|p| p.parse().ok())
+                    .ok_or(Error::InvalidUrl)?,
             };
             (format!("[{host}]"), port)
         } else {
@@ -361,7 +394,12 @@ impl Url {
         if host.is_empty() || authority.contains('@') || path.contains(['\r', '\n', ' ']) {
             return Err(Error::InvalidUrl);
         }
-        Ok(Url { tls, host, port, path })
+        Ok(Url {
+            tls,
+            host,
+            port,
+            path,
+        })
     }
 
     pub(crate) fn host_header(&self) -> String {
@@ -413,7 +451,10 @@ pub async fn connect_request(
     connect_request_inner(&u, request).await
 }
 
-async fn connect_request_inner(u: &Url, request: ClientRequest) -> Result<(WebSocket<TcpStream>, Response), Error> {
+async fn connect_request_inner(
+    u: &Url,
+    request: ClientRequest,
+) -> Result<(WebSocket<TcpStream>, Response), Error> {
     let config = request.config;
     let tcp = with_timeout(&config, async {
         Ok(TcpStream::connect((u.connect_host(), u.port)).await?)
@@ -423,7 +464,6 @@ async fn connect_request_inner(u: &Url, request: ClientRequest) -> Result<(WebSo
     client(tcp, request).await
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,13 +471,33 @@ mod tests {
     #[test]
     fn urls() {
         let u = Url::parse("ws://127.0.0.1:9001/path?x=1").unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (false, "127.0.0.1", 9001, "/path?x=1"));
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (false, "127.0.0.1", 9001, "/path?x=1")
+        );
         assert_eq!(u.host_header(), "127.0.0.1:9001");
         let u = Url::parse("wss://example.com").unwrap();
-        assert_eq!((u.tls, u.port, u.path.as_str(), u.host_header().as_str()), (true, 443, "/", "example.com"));
+        assert_eq!(
+            (u.tls, u.port, u.path.as_str(), u.host_header().as_str()),
+            (true, 443, "/", "example.com")
+        );
         let u = Url::parse("ws://[::1]:80?q").unwrap();
-        assert_eq!((u.connect_host(), u.port, u.path.as_str(), u.host_header().as_str()), ("::1", 80, "/?q", "[::1]"));
-        for bad in ["http://x", "ws://", "ws://h:notaport/", "ws://u@h/", "ws://h/a b"] {
+        assert_eq!(
+            (
+                u.connect_host(),
+                u.port,
+                u.path.as_str(),
+                u.host_header().as_str()
+            ),
+            ("::1", 80, "/?q", "[::1]")
+        );
+        for bad in [
+            "http://x",
+            "ws://",
+            "ws://h:notaport/",
+            "ws://u@h/",
+            "ws://h/a b",
+        ] {
             assert!(Url::parse(bad).is_err(), "{bad}");
         }
     }

@@ -40,7 +40,7 @@ pub use handshake::{
     accept_with_config, client, connect, connect_request, connect_with_config,
 };
 pub use split::{ReadHalf, WriteHalf};
+#[cfg(feature = "rustls")]
+pub use tls::{MaybeTlsStream, connect_tls, default_tls_config};
 pub use ws::WebSocket;
 pub use ws_proto::{CloseCode, Limits, Message, Role};
-#[cfg(feature = "rustls")]
-pub use tls::{MaybeTlsStream, connect_tls};

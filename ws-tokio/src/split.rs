@@ -39,7 +39,10 @@ impl<S> Shared<S> {
     /// Takes the write side without waiting; on contention registers `cx` to be woken.
     fn try_write(&self, cx: &mut Context<'_>) -> Poll<Result<Guard<'_, S>, Error>> {
         match self.write.try_lock() {
-            Ok(g) => Poll::Ready(Ok(Guard { guard: Some(g), shared: self })),
+            Ok(g) => Poll::Ready(Ok(Guard {
+                guard: Some(g),
+                shared: self,
+            })),
             Err(TryLockError::WouldBlock) => {
                 if let Ok(mut w) = self.waiting.lock() {
                     if !w.iter().any(|x| x.will_wake(cx.waker())) {
@@ -48,7 +51,10 @@ impl<S> Shared<S> {
                 }
                 // The holder may have let go between the two steps: try once more.
                 match self.write.try_lock() {
-                    Ok(g) => Poll::Ready(Ok(Guard { guard: Some(g), shared: self })),
+                    Ok(g) => Poll::Ready(Ok(Guard {
+                        guard: Some(g),
+                        shared: self,
+                    })),
                     Err(TryLockError::WouldBlock) => Poll::Pending,
                     Err(TryLockError::Poisoned(_)) => Poll::Ready(Err(Error::Closed)),
                 }
@@ -105,7 +111,9 @@ pub struct WriteHalf<S> {
 
 impl<S> std::fmt::Debug for ReadHalf<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadHalf").field("reader", &self.reader).finish_non_exhaustive()
+        f.debug_struct("ReadHalf")
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,16 +123,30 @@ impl<S> std::fmt::Debug for WriteHalf<S> {
     }
 }
 
-pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(ws: WebSocket<S>) -> (ReadHalf<S>, WriteHalf<S>) {
+pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: WebSocket<S>,
+) -> (ReadHalf<S>, WriteHalf<S>) {
     let WebSocket { io, reader, writer } = ws;
     let (rio, wio) = tokio::io::split(io);
     let enc = reader.conn.clone();
     let closed = enc.close_sent();
     let shared = Arc::new(Shared {
-        write: Mutex::new(WriteSide { io: wio, writer, enc, closed }),
+        write: Mutex::new(WriteSide {
+            io: wio,
+            writer,
+            enc,
+            closed,
+        }),
         waiting: Mutex::new(Vec::new()),
     });
-    (ReadHalf { io: rio, reader, shared: shared.clone() }, WriteHalf { shared })
+    (
+        ReadHalf {
+            io: rio,
+            reader,
+            shared: shared.clone(),
+        },
+        WriteHalf { shared },
+    )
 }
 
 struct SplitDriver<'a, S> {
@@ -207,7 +229,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
 
     fn start_send_inner(&self, msg: &Message) -> Result<(), Error> {
         let mut side = match self.shared.write.try_lock() {
-            Ok(g) => Guard { guard: Some(g), shared: &self.shared },
+            Ok(g) => Guard {
+                guard: Some(g),
+                shared: &self.shared,
+            },
             // The read half holds it for a moment: the message still has to be queued, so wait.
             Err(TryLockError::WouldBlock) => Guard {
                 guard: Some(self.shared.write.lock().map_err(|_| Error::Closed)?),
@@ -218,7 +243,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         if side.closed {
             return Err(Error::Closed);
         }
-        let WriteSide { writer, enc, closed, .. } = &mut *side;
+        let WriteSide {
+            writer,
+            enc,
+            closed,
+            ..
+        } = &mut *side;
         writer.encode(enc, msg)?;
         while let Some(f) = enc.poll_transmit() {
             writer.buf.extend_from_slice(f.as_bytes());
@@ -245,7 +275,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Sends a close frame. The read half completes the handshake when the peer's close
     /// arrives (it returns `None` after that).
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.send(Message::Close(Some((code, reason.to_string())))).await
+        self.send(Message::Close(Some((code, reason.to_string()))))
+            .await
     }
 }
 

@@ -12,7 +12,9 @@ fn origin() -> Instant {
 
 /// Now, in the core's milliseconds.
 pub(crate) fn now_ms() -> u64 {
-    Instant::now().saturating_duration_since(origin()).as_millis() as u64
+    Instant::now()
+        .saturating_duration_since(origin())
+        .as_millis() as u64
 }
 
 /// The instant of a core deadline.

@@ -166,7 +166,9 @@ impl Reader {
                     None => self.timer = Some(Box::pin(tokio::time::sleep_until(instant_of(at)))),
                 }
             }
-            let Some(t) = self.timer.as_mut() else { return Ok(()) };
+            let Some(t) = self.timer.as_mut() else {
+                return Ok(());
+            };
             if t.as_mut().poll(cx).is_pending() {
                 return Ok(());
             }
@@ -237,7 +239,9 @@ impl Writer {
     }
 
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let Some(ms) = self.write_timeout_ms else { return Poll::Pending };
+        let Some(ms) = self.write_timeout_ms else {
+            return Poll::Pending;
+        };
         let d = self.deadline.get_or_insert_with(|| {
             Box::pin(tokio::time::sleep(std::time::Duration::from_millis(ms)))
         });
@@ -395,9 +399,9 @@ pub(crate) fn poll_recv<D: Driver>(
             }
             Phase::Linger => {
                 let until = reader.linger_until.unwrap_or(0);
-                let t = reader.timer.get_or_insert_with(|| {
-                    Box::pin(tokio::time::sleep_until(instant_of(until)))
-                });
+                let t = reader
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(instant_of(until))));
                 if t.as_mut().poll(cx).is_ready() {
                     if reader.conn.role() == Role::Client && reader.outcome.is_none() {
                         let _ = ready!(rio.poll_shutdown(cx));
@@ -478,7 +482,11 @@ pub(crate) fn poll_recv<D: Driver>(
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub(crate) fn from_parts(io: S, conn: Connection, config: &Config, leftover: Vec<u8>) -> Self {
-        WebSocket { io, reader: Reader::new(conn, config, leftover), writer: Writer::new(config) }
+        WebSocket {
+            io,
+            reader: Reader::new(conn, config, leftover),
+            writer: Writer::new(config),
+        }
     }
 
     /// This side's role.
@@ -545,7 +553,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// peer's close, discarding messages that arrive meanwhile, and shuts the transport.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         if !self.reader.conn.close_sent() {
-            self.reader.conn.close(Some(code), reason).map_err(Error::from_proto)?;
+            self.reader
+                .conn
+                .close(Some(code), reason)
+                .map_err(Error::from_proto)?;
         }
         self.flush().await?;
         loop {
