@@ -173,13 +173,7 @@ mod tests {
         );
         assert_eq!(
             fuzzingserver_args("127.0.0.1:4001", &[], Path::new("/r/client")),
-            [
-                "-m",
-                "fuzzingserver",
-                "-o",
-                "/r/client",
-                "127.0.0.1:4001"
-            ]
+            ["-m", "fuzzingserver", "-o", "/r/client", "127.0.0.1:4001"]
         );
     }
 }

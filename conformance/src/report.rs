@@ -211,13 +211,12 @@ pub fn parse_index(text: &str, agent: Option<&str>) -> Result<Report, String> {
 /// Reads and parses `dir/index.json`.
 pub fn load_index(dir: &Path, agent: Option<&str>) -> Result<Report, String> {
     let path = dir.join("index.json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse_index(&text, agent)
 }
 
 /// The fields of a per-case report that explain a verdict.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CaseDetail {
     /// `started`, as seconds since the Unix epoch.
     pub started: Option<f64>,
@@ -411,7 +410,11 @@ mod tests {
         let two = r#"{"a": {"1.1.1": {"behavior": "OK", "behaviorClose": "OK"}},
                       "b": {"1.1.1": {"behavior": "FAILED", "behaviorClose": "OK"},
                             "1.1.2": {"behavior": "OK", "behaviorClose": "OK"}}}"#;
-        assert!(parse_index(two, None).unwrap_err().contains("several agents"));
+        assert!(
+            parse_index(two, None)
+                .unwrap_err()
+                .contains("several agents")
+        );
         assert!(parse_index(two, Some("c")).is_err());
         let b = parse_index(two, Some("b")).unwrap();
         assert_eq!((b.agent.as_str(), b.cases.len()), ("b", 2));
@@ -427,7 +430,11 @@ mod tests {
         assert!(parse_index("{}", None).unwrap_err().contains("no agent"));
         assert!(parse_index(r#"{"a": {"x.1": {}}}"#, None).is_err());
         let no_close = r#"{"a": {"1.1.1": {"behavior": "OK"}}}"#;
-        assert!(parse_index(no_close, None).unwrap_err().contains("behaviorClose"));
+        assert!(
+            parse_index(no_close, None)
+                .unwrap_err()
+                .contains("behaviorClose")
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::close::{self, CloseCode};
 use crate::error::{Error, Limit, ProtocolError, TimeoutKind, Usage};
-use crate::frame::{FrameHeader, HeaderBuf, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
+use crate::frame::{FrameHeader, HeaderBuf, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1};
 use crate::limits::Limits;
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
@@ -192,6 +192,12 @@ struct ReadMessage {
     kind: DataKind,
     size: u64,
     fragments: u32,
+    /// RSV1 was set on the first frame (permessage-deflate).
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    compressed: bool,
+    /// Bytes inflated so far (compressed messages).
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    inflated: u64,
 }
 
 /// Timer deadlines, in the caller's milliseconds.
@@ -236,6 +242,8 @@ pub struct Connection {
     close_out: Option<CtrlBuf>,
     rng: u64,
     timers: Timers,
+    #[cfg(feature = "deflate")]
+    codec: Option<alloc::boxed::Box<crate::deflate::Codec>>,
 }
 
 impl core::fmt::Debug for Connection {
@@ -285,6 +293,8 @@ impl Connection {
             close_out: None,
             rng: seed,
             timers: Timers::default(),
+            #[cfg(feature = "deflate")]
+            codec: None,
         })
     }
 
@@ -412,6 +422,18 @@ impl Connection {
                 continue;
             }
             // A data chunk.
+            #[cfg(feature = "deflate")]
+            if self.message.is_some_and(|m| m.compressed) {
+                if frame_done {
+                    self.frame = None;
+                }
+                return self.compressed_chunk(
+                    pos,
+                    &input[pos - n..pos],
+                    frame_done,
+                    frame_done && frame.fin,
+                );
+            }
             let kind = self.message.map_or(DataKind::Binary, |m| m.kind);
             if kind == DataKind::Text && self.utf8.feed(chunk).is_err() {
                 return Err(self.fail(Error::InvalidUtf8));
@@ -460,8 +482,12 @@ impl Connection {
 
     /// Applies the connection-level rules to a new frame header and starts reading it.
     fn start_frame(&mut self, h: &FrameHeader) -> Result<(), Error> {
-        if h.rsv != 0 {
+        let compressed = h.rsv & RSV1 != 0 && self.compression_enabled();
+        if h.rsv & !RSV1 != 0 || (h.rsv != 0 && !compressed) {
             return Err(ProtocolError::ReservedBits.into());
+        }
+        if compressed && !matches!(h.opcode, OpCode::Text | OpCode::Binary) {
+            return Err(ProtocolError::CompressedControlOrContinuation.into());
         }
         match (self.role, h.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame.into()),
@@ -502,6 +528,8 @@ impl Connection {
                     kind,
                     size: h.payload_len,
                     fragments: 1,
+                    compressed,
+                    inflated: 0,
                 });
             }
             _ => self.ctrl_in.len = 0,
@@ -531,6 +559,10 @@ impl Connection {
                 Err(e) => Err(self.fail(e)),
             };
         }
+        #[cfg(feature = "deflate")]
+        if self.message.is_some_and(|m| m.compressed) {
+            return self.compressed_chunk(pos, last, true, frame.fin);
+        }
         let kind = self.message.map_or(DataKind::Binary, |m| m.kind);
         if frame.fin {
             self.message = None;
@@ -547,6 +579,123 @@ impl Connection {
                 message_fin: frame.fin,
             }),
         ))
+    }
+
+    /// Inflates a chunk of a compressed message and delivers the inflated bytes.
+    #[cfg(feature = "deflate")]
+    fn compressed_chunk(
+        &mut self,
+        pos: usize,
+        data: &[u8],
+        frame_fin: bool,
+        message_fin: bool,
+    ) -> Result<(usize, Option<Event<'_>>), Error> {
+        let Some(mut m) = self.message else {
+            return Err(self.fail(Error::Closed));
+        };
+        let budget = self
+            .config
+            .limits
+            .max_message_size
+            .saturating_sub(m.inflated);
+        let Some(codec) = self.codec.as_mut() else {
+            return Err(self.fail(Error::Closed));
+        };
+        if let Err(e) = codec.inflate(data, message_fin, budget) {
+            return Err(self.fail(e));
+        }
+        m.inflated += codec.out.len() as u64;
+        let kind = m.kind;
+        if kind == DataKind::Text && self.utf8.feed(&codec.out).is_err() {
+            return Err(self.fail(Error::InvalidUtf8));
+        }
+        if message_fin {
+            self.message = None;
+            if kind == DataKind::Text && self.utf8.finish().is_err() {
+                return Err(self.fail(Error::InvalidUtf8));
+            }
+        } else {
+            self.message = Some(m);
+        }
+        let this: &Self = self;
+        let payload = this.codec.as_ref().map_or(&[][..], |c| c.out.as_slice());
+        Ok((
+            pos,
+            Some(Event::Data {
+                kind,
+                payload,
+                frame_fin,
+                message_fin,
+            }),
+        ))
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn compression_enabled(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        {
+            self.codec.is_some()
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            false
+        }
+    }
+
+    /// Turns on permessage-deflate with the parameters agreed in the handshake
+    /// (see [`crate::deflate`]).
+    #[cfg(feature = "deflate")]
+    pub fn set_deflate(&mut self, params: crate::deflate::Negotiated) {
+        self.codec = Some(alloc::boxed::Box::new(crate::deflate::Codec::new(
+            params, self.role,
+        )));
+    }
+
+    /// Appends a whole message as one frame to `out`: compressed (RSV1) when permessage-deflate
+    /// is on and the message is long enough, masked for clients.
+    #[cfg(feature = "alloc")]
+    pub fn encode_message(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut alloc::vec::Vec<u8>,
+    ) -> Result<(), Error> {
+        self.begin_send(opcode, true, payload.len())?;
+        let mask = self.next_mask();
+        let mut rsv = 0;
+        #[cfg(feature = "deflate")]
+        if !opcode.is_control() && opcode != OpCode::Continuation {
+            if let Some(c) = self.codec.as_mut() {
+                if payload.len() >= c.params().min_size {
+                    c.compress(payload)?;
+                    rsv = RSV1;
+                }
+            }
+        }
+        #[cfg(feature = "deflate")]
+        let body: &[u8] = match (&self.codec, rsv) {
+            (Some(c), RSV1) => &c.compressed,
+            _ => payload,
+        };
+        #[cfg(not(feature = "deflate"))]
+        let body: &[u8] = payload;
+        let h = FrameHeader {
+            fin: true,
+            rsv,
+            opcode,
+            mask,
+            payload_len: body.len() as u64,
+        }
+        .encode();
+        out.reserve(h.as_bytes().len() + body.len());
+        out.extend_from_slice(h.as_bytes());
+        let start = out.len();
+        out.extend_from_slice(body);
+        if let Some(key) = mask {
+            apply_mask(&mut out[start..], key, 0);
+        }
+        self.commit_send(opcode, true);
+        Ok(())
     }
 
     fn finish_control_from_buffer(
@@ -600,7 +749,8 @@ impl Connection {
         self.close_out = Some(payload);
         self.close_sent = true;
         self.sending_message = false;
-        self.timers.close_deadline = Some(self.timers.now + self.config.close_timeout);
+        // Armed by the next `handle_timeout`, counting from the time it brings.
+        self.timers.close_deadline = None;
     }
 
     /// Fails the connection with `e`: queue a close frame with its code (if we have not sent one
@@ -878,6 +1028,9 @@ impl Connection {
             }
         };
         consider(t.close_deadline);
+        if self.close_sent && t.close_deadline.is_none() {
+            consider(Some(t.now));
+        }
         if self.state == State::Open {
             consider(t.pong_deadline);
             consider(t.idle_deadline);

@@ -22,6 +22,7 @@ extern crate std;
 
 pub mod close;
 pub mod conn;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

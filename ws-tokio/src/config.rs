@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use ws_proto::Limits;
+use ws_proto::deflate::DeflateConfig;
 
 /// Settings for a connection: the core's limits and timers, plus the adapter's buffers and
 /// deadlines.
@@ -28,6 +29,9 @@ pub struct Config {
     /// Default 128 KiB. A single message larger than this is still accepted when the buffer is
     /// empty.
     pub write_buffer_size: usize,
+    /// permessage-deflate: offered by clients and accepted by servers when set. Default on,
+    /// with context takeover; [`DeflateConfig::LEAN`] drops codec state between messages.
+    pub compression: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -41,6 +45,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             idle_timeout: None,
             write_buffer_size: 128 << 10,
+            compression: Some(DeflateConfig::DEFAULT),
         }
     }
 }

@@ -222,19 +222,19 @@ where
     let (buf, head_len) = match with_timeout(&config, read_head(&mut stream, &config)).await {
         Ok(x) => x,
         Err(e) => {
-            if let Error::Handshake(_) | Error::Protocol { .. } = e {
-                let _ = reject(
-                    &mut stream,
-                    hs::reject_status(&ws_proto::Error::Handshake(HandshakeError::HeadTooLarge)),
-                    &[],
-                    b"",
-                )
-                .await;
+            let status = match &e {
+                Error::Handshake(h) => Some(hs::reject_status(&ws_proto::Error::Handshake(*h))),
+                Error::Protocol { error, .. } => Some(hs::reject_status(error)),
+                _ => None,
+            };
+            if let Some(status) = status {
+                let _ = reject(&mut stream, status, &[], b"").await;
             }
             return Err(e);
         }
     };
     let mut headers = vec![httparse::EMPTY_HEADER; config.limits.max_headers];
+    let negotiated: Option<ws_proto::deflate::Negotiated>;
     let parsed = hs::parse_request(&buf[..head_len], &mut headers);
     let response = match parsed {
         Err(e) => {
@@ -251,9 +251,21 @@ where
                     }
                 }
                 let extra = header_refs(&acc.headers);
+                negotiated = config
+                    .compression
+                    .and_then(|dc| ws_proto::deflate::negotiate_server(req.extensions(), &dc));
+                let ext_value = match &negotiated {
+                    Some(n) => {
+                        let mut b = [0u8; 128];
+                        let len = ws_proto::deflate::write_response(n, &mut b)
+                            .map_err(Error::from_proto)?;
+                        Some(String::from_utf8_lossy(&b[..len]).into_owned())
+                    }
+                    None => None,
+                };
                 let a = hs::Accept {
                     protocol: acc.protocol.as_deref(),
-                    extensions: None,
+                    extensions: ext_value.as_deref(),
                     extra_headers: &extra,
                 };
                 let key = req.key();
@@ -270,7 +282,10 @@ where
     stream.write_all(&response).await?;
     stream.flush().await?;
     let leftover = buf[head_len..].to_vec();
-    let conn = Connection::server(proto).map_err(Error::from_proto)?;
+    let mut conn = Connection::server(proto).map_err(Error::from_proto)?;
+    if let Some(n) = negotiated {
+        conn.set_deflate(n);
+    }
     Ok(WebSocket::from_parts(stream, conn, &config, leftover))
 }
 
@@ -304,12 +319,20 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let key = hs::generate_key(key_rand);
     let protocols: Vec<&str> = request.protocols.iter().map(String::as_str).collect();
     let extra = header_refs(&request.headers);
+    let offer = match &config.compression {
+        Some(dc) => {
+            let mut b = [0u8; 128];
+            let len = ws_proto::deflate::write_offer(dc, &mut b).map_err(Error::from_proto)?;
+            Some(String::from_utf8_lossy(&b[..len]).into_owned())
+        }
+        None => None,
+    };
     let req = hs::ClientRequest {
         host: &request.host,
         path: &request.path,
         key: &key,
         protocols: &protocols,
-        extensions: None,
+        extensions: offer.as_deref(),
         extra_headers: &extra,
     };
     let bytes = encode_with(|out| hs::write_request(out, &req))?;
@@ -318,13 +341,19 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         stream.flush().await?;
         let (buf, head_len) = read_head(&mut stream, &config).await?;
         let mut headers = vec![httparse::EMPTY_HEADER; config.limits.max_headers];
-        let resp = hs::parse_response(&buf[..head_len], &mut headers, &key, &protocols, None)
-            .map_err(|e| match e {
-                ws_proto::Error::Handshake(HandshakeError::UnexpectedStatus(status)) => {
-                    Error::Rejected { status }
-                }
-                e => Error::from_proto(e),
-            })?;
+        let resp = hs::parse_response(
+            &buf[..head_len],
+            &mut headers,
+            &key,
+            &protocols,
+            offer.as_deref(),
+        )
+        .map_err(|e| match e {
+            ws_proto::Error::Handshake(HandshakeError::UnexpectedStatus(status)) => {
+                Error::Rejected { status }
+            }
+            e => Error::from_proto(e),
+        })?;
         let response = Response {
             status: resp.status(),
             protocol: resp.protocol().map(String::from),
@@ -334,10 +363,18 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
                 .map(|h| (h.name.to_string(), h.value.to_vec()))
                 .collect(),
         };
+        let negotiated = match &config.compression {
+            Some(dc) => ws_proto::deflate::negotiate_client(resp.extensions(), dc)
+                .map_err(Error::from_proto)?,
+            None => None,
+        };
         drop(headers);
         let leftover = buf[head_len..].to_vec();
-        let conn =
+        let mut conn =
             Connection::client(proto, u64::from_ne_bytes(seed)).map_err(Error::from_proto)?;
+        if let Some(n) = negotiated {
+            conn.set_deflate(n);
+        }
         Ok((
             WebSocket::from_parts(stream, conn, &config, leftover),
             response,

@@ -43,4 +43,5 @@ pub use split::{ReadHalf, WriteHalf};
 #[cfg(feature = "rustls")]
 pub use tls::{MaybeTlsStream, connect_tls, default_tls_config};
 pub use ws::WebSocket;
+pub use ws_proto::deflate::DeflateConfig;
 pub use ws_proto::{CloseCode, Limits, Message, Role};

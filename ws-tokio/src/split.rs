@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker, ready};
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use ws_proto::{CloseCode, Connection, Message, OpCode};
+use ws_proto::{CloseCode, Connection, Message, OpCode, Role};
 
 use crate::error::Error;
 use crate::ws::{Driver, Reader, WebSocket, Writer, poll_recv};
@@ -102,6 +102,8 @@ pub struct ReadHalf<S> {
     io: tokio::io::ReadHalf<S>,
     reader: Reader,
     shared: Arc<Shared<S>>,
+    /// Frames this half moved to the write buffer are not all written yet.
+    owed: bool,
 }
 
 /// The sending half of a split [`WebSocket`].
@@ -128,8 +130,8 @@ pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> (ReadHalf<S>, WriteHalf<S>) {
     let WebSocket { io, reader, writer } = ws;
     let (rio, wio) = tokio::io::split(io);
-    let enc = reader.conn.clone();
-    let closed = enc.close_sent();
+    let enc = encoder(&reader.conn);
+    let closed = reader.conn.close_sent();
     let shared = Arc::new(Shared {
         write: Mutex::new(WriteSide {
             io: wio,
@@ -144,20 +146,48 @@ pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(
             io: rio,
             reader,
             shared: shared.clone(),
+            owed: false,
         },
         WriteHalf { shared },
     )
 }
 
+/// The write half's sending state: a copy of the connection with its own masking-key generator
+/// (a plain clone would repeat the read half's keys). Only whole messages are sent, so a fresh
+/// connection in the same role and settings is in the same sending state. With
+/// permessage-deflate the clone is kept, for its compressor: ws-proto has no way to reseed a
+/// clone's key generator.
+fn encoder(conn: &Connection) -> Connection {
+    let mut seed = [0u8; 8];
+    if conn.role() == Role::Client
+        && !conn.compression_enabled()
+        && getrandom::fill(&mut seed).is_ok()
+    {
+        if let Ok(c) = Connection::new(conn.role(), *conn.config(), u64::from_ne_bytes(seed)) {
+            return c;
+        }
+    }
+    conn.clone()
+}
+
 struct SplitDriver<'a, S> {
     io: &'a mut tokio::io::ReadHalf<S>,
     shared: &'a Shared<S>,
+    owed: &'a mut bool,
 }
 
-/// Moves frames the read side's core queued into the shared write buffer.
+/// Moves frames the read side's core queued into the shared write buffer, while it has room
+/// (frames left in the core are coalesced there: the newest pong wins).
 fn forward<S>(reader: &mut Reader, side: &mut WriteSide<S>) {
-    while let Some(f) = reader.conn.poll_transmit() {
-        if side.closed || side.writer.shut {
+    loop {
+        let discard = side.closed || side.writer.shut;
+        if !discard && side.writer.pending() >= side.writer.limit {
+            return;
+        }
+        let Some(f) = reader.conn.poll_transmit() else {
+            return;
+        };
+        if discard {
             continue;
         }
         side.writer.buf.extend_from_slice(f.as_bytes());
@@ -173,14 +203,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for SplitDriver<'_, S> {
     }
 
     fn poll_flush(&mut self, reader: &mut Reader, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if !reader.conn.has_pending_transmit() {
+        if !reader.conn.has_pending_transmit() && !*self.owed {
             // Nothing of ours to send; the write half flushes its own frames.
             return Poll::Ready(Ok(()));
         }
         let mut side = ready!(self.shared.try_write(cx))?;
-        forward(reader, &mut side);
-        let WriteSide { io, writer, .. } = &mut *side;
-        writer.poll_flush(io, cx)
+        loop {
+            forward(reader, &mut side);
+            // Until written, our frames are ours to flush: the write half may be idle.
+            *self.owed = true;
+            let WriteSide { io, writer, .. } = &mut *side;
+            let r = ready!(writer.poll_flush(io, cx));
+            *self.owed = false;
+            r?;
+            if side.closed || side.writer.shut || !reader.conn.has_pending_transmit() {
+                return Poll::Ready(Ok(()));
+            }
+        }
     }
 
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -202,8 +241,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for SplitDriver<'_, S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
     /// Polls for the next message (see [`WebSocket::recv`]).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        let ReadHalf { io, reader, shared } = self;
-        poll_recv(&mut SplitDriver { io, shared }, reader, cx)
+        let ReadHalf {
+            io,
+            reader,
+            shared,
+            owed,
+        } = self;
+        poll_recv(&mut SplitDriver { io, shared, owed }, reader, cx)
     }
 
     /// Receives the next message; cancel-safe, like [`WebSocket::recv`].

@@ -176,13 +176,36 @@ impl Reader {
         }
     }
 
-    /// Moves the core's queued control frames into the write buffer.
+    /// Moves the core's queued control frames into the write buffer, while it has room. Frames
+    /// left in the core while the buffer is full are coalesced there (the newest pong wins), so
+    /// a peer that pings without reading cannot grow the buffer.
     pub(crate) fn drain_transmit(&mut self, writer: &mut Writer) {
-        while let Some(f) = self.conn.poll_transmit() {
+        while writer.shut || writer.pending() < writer.limit {
+            let Some(f) = self.conn.poll_transmit() else {
+                break;
+            };
             if !writer.shut {
                 writer.buf.extend_from_slice(f.as_bytes());
             }
         }
+    }
+
+    /// Advances the core's clock, recording a failure a deadline caused. Called before the core
+    /// computes a deadline from its clock (a close) and after reads, which move deadlines.
+    pub(crate) fn tick(&mut self) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        if let Err(e) = self.conn.handle_timeout(now_ms()) {
+            self.fail(Error::from_proto(e));
+        }
+    }
+
+    /// Starts the close handshake with the core's clock up to date (the close deadline is
+    /// computed from it).
+    pub(crate) fn close(&mut self, code: Option<CloseCode>, reason: &str) -> Result<(), Error> {
+        self.tick();
+        self.conn.close(code, reason).map_err(Error::from_proto)
     }
 
     /// Records a failure: the core has queued its close frame; flush it, shut, linger.
@@ -207,7 +230,7 @@ impl Writer {
         }
     }
 
-    fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.buf.len() - self.pos
     }
 
@@ -265,9 +288,27 @@ impl Writer {
 
     /// Encodes a data or control message into the buffer.
     pub(crate) fn encode(&mut self, conn: &mut Connection, msg: &Message) -> Result<(), Error> {
+        if self.pos > 0 && self.pos >= self.pending() {
+            // Drop the written prefix (cheap: at most as many bytes are still pending), so a
+            // buffer that is never fully drained does not grow with everything ever sent.
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        match msg {
+            Message::Text(t) => {
+                return conn
+                    .encode_message(OpCode::Text, t.as_bytes(), &mut self.buf)
+                    .map_err(Error::from_proto);
+            }
+            Message::Binary(b) => {
+                return conn
+                    .encode_message(OpCode::Binary, b, &mut self.buf)
+                    .map_err(Error::from_proto);
+            }
+            _ => {}
+        }
         let (opcode, payload): (OpCode, &[u8]) = match msg {
-            Message::Text(s) => (OpCode::Text, s.as_bytes()),
-            Message::Binary(b) => (OpCode::Binary, b),
+            Message::Text(_) | Message::Binary(_) => return Ok(()),
             Message::Ping(p) => (OpCode::Ping, p),
             Message::Pong(p) => (OpCode::Pong, p),
             Message::Close(c) => {
@@ -355,8 +396,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for Whole<'_, S> {
     }
 
     fn poll_flush(&mut self, reader: &mut Reader, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        reader.drain_transmit(self.writer);
-        self.writer.poll_flush(self.io, cx)
+        flush_all(reader, self.writer, self.io, cx)
     }
 
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -366,6 +406,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for Whole<'_, S> {
         let r = ready!(Pin::new(&mut *self.io).poll_shutdown(cx));
         self.writer.shut = true;
         Poll::Ready(r)
+    }
+}
+
+/// Writes out the buffer and every frame the core has queued (which may take more than one
+/// round when the buffer was full).
+fn flush_all<S: AsyncWrite + Unpin>(
+    reader: &mut Reader,
+    writer: &mut Writer,
+    io: &mut S,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Error>> {
+    loop {
+        reader.drain_transmit(writer);
+        ready!(writer.poll_flush(io, cx))?;
+        // The buffer is empty now, so the next drain takes at least one frame.
+        if writer.shut || !reader.conn.has_pending_transmit() {
+            return Poll::Ready(Ok(()));
+        }
     }
 }
 
@@ -391,6 +449,13 @@ pub(crate) fn poll_recv<D: Driver>(
                 // Servers shut first; a client waits for the server's EOF unless it failed.
                 if reader.conn.role() == Role::Server || reader.outcome.is_some() {
                     let _ = ready!(rio.poll_shutdown(cx));
+                }
+                if let Some(Error::Timeout(TimeoutKind::Pong | TimeoutKind::Close)) = reader.outcome
+                {
+                    // The peer is unresponsive: there is no frame of ours to protect from a
+                    // reset, so report at once instead of waiting another close timeout.
+                    reader.phase = Phase::Done;
+                    continue;
                 }
                 reader.phase = Phase::Linger;
                 reader.linger_until = Some(now_ms() + reader.close_timeout_ms);
@@ -453,7 +518,7 @@ pub(crate) fn poll_recv<D: Driver>(
                 match out {
                     ReadOutcome::Progress => {
                         // Timers may have moved (a frame arrived); poll them again.
-                        let _ = reader.conn.handle_timeout(now_ms());
+                        reader.tick();
                         continue;
                     }
                     ReadOutcome::Eof => {
@@ -471,7 +536,7 @@ pub(crate) fn poll_recv<D: Driver>(
                             let _ = rio.poll_flush(reader, cx);
                             reader.phase = Phase::Flush;
                         }
-                        let _ = reader.conn.handle_timeout(now_ms());
+                        reader.tick();
                         return Poll::Ready(Some(Ok(msg)));
                     }
                 }
@@ -539,11 +604,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.reader.drain_transmit(&mut self.writer);
-        self.writer.poll_flush(&mut self.io, cx)
+        flush_all(&mut self.reader, &mut self.writer, &mut self.io, cx)
     }
 
     fn start_send_inner(&mut self, msg: &Message) -> Result<(), Error> {
+        if let Message::Close(_) = msg {
+            self.reader.tick();
+        }
         self.writer.encode(&mut self.reader.conn, msg)?;
         self.reader.drain_transmit(&mut self.writer);
         Ok(())
@@ -553,10 +620,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// peer's close, discarding messages that arrive meanwhile, and shuts the transport.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         if !self.reader.conn.close_sent() {
-            self.reader
-                .conn
-                .close(Some(code), reason)
-                .map_err(Error::from_proto)?;
+            self.reader.close(Some(code), reason)?;
         }
         self.flush().await?;
         loop {
@@ -605,10 +669,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         if !this.reader.conn.close_sent() {
-            this.reader
-                .conn
-                .close(Some(CloseCode::NORMAL), "")
-                .map_err(Error::from_proto)?;
+            this.reader.close(Some(CloseCode::NORMAL), "")?;
         }
         ready!(this.poll_flush_inner(cx))?;
         loop {

@@ -583,6 +583,9 @@ fn close_handshake_timeout() {
     let mut c = Connection::client(cfg, 3).unwrap();
     c.handle_timeout(100).unwrap();
     c.close(Some(CloseCode::GOING_AWAY), "").unwrap();
+    assert_eq!(c.poll_timeout(), Some(100), "arm at once");
+    // The deadline counts from the time the caller brings, however stale the last tick was.
+    c.handle_timeout(100).unwrap();
     assert_eq!(c.poll_timeout(), Some(400));
     c.handle_timeout(399).unwrap();
     assert_eq!(

@@ -1,0 +1,258 @@
+//! Echo servers, one per implementation, all built the same way: a tokio multi-thread runtime
+//! with the same number of workers, `TCP_NODELAY`, one task per connection, no compression,
+//! 64 MiB message and 16 MiB frame limits (where the crate has them), echoing every text and
+//! binary message back whole.
+
+use std::io;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Largest message accepted by every server.
+pub const MAX_MESSAGE: usize = 64 << 20;
+/// Largest frame accepted (where the crate has a separate frame limit).
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// An implementation under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Impl {
+    /// `ws-tokio`, with keepalive pings and write timeouts off (no peer has them on).
+    Ours,
+    /// `ws-tokio` with its default `Config` (pings every 20 s, 30 s write timeout).
+    OursDefault,
+    /// `tokio-tungstenite`.
+    Tungstenite,
+    /// `fastwebsockets` behind hyper's upgrade, through its `FragmentCollector`.
+    Fastwebsockets,
+    /// `tokio-websockets` (server feature).
+    TokioWebsockets,
+}
+
+impl Impl {
+    /// The implementations compared by default, ours first.
+    pub const DEFAULT_SET: [Impl; 4] = [
+        Impl::Ours,
+        Impl::Tungstenite,
+        Impl::Fastwebsockets,
+        Impl::TokioWebsockets,
+    ];
+
+    /// The command-line name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Impl::Ours => "ours",
+            Impl::OursDefault => "ours-default",
+            Impl::Tungstenite => "tungstenite",
+            Impl::Fastwebsockets => "fastwebsockets",
+            Impl::TokioWebsockets => "tokio-websockets",
+        }
+    }
+
+    /// Whether this is one of our own configurations.
+    pub const fn is_ours(self) -> bool {
+        matches!(self, Impl::Ours | Impl::OursDefault)
+    }
+}
+
+impl FromStr for Impl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Impl, String> {
+        Ok(match s {
+            "ours" | "ws-tokio" => Impl::Ours,
+            "ours-default" => Impl::OursDefault,
+            "tungstenite" | "tokio-tungstenite" => Impl::Tungstenite,
+            "fastwebsockets" => Impl::Fastwebsockets,
+            "tokio-websockets" => Impl::TokioWebsockets,
+            _ => {
+                return Err(format!(
+                    "unknown implementation {s:?} (ours, ours-default, tungstenite, \
+                     fastwebsockets, tokio-websockets)"
+                ));
+            }
+        })
+    }
+}
+
+/// Runs the echo server for `imp` on `addr` with `workers` runtime workers. Prints
+/// `PORT <port>` on stdout once listening. Returns after `max_run` (a safety bound), or when
+/// standard input reaches EOF if `stdin_eof_exits` (so a server whose driver died goes too).
+pub fn serve(
+    imp: Impl,
+    addr: SocketAddr,
+    workers: usize,
+    max_run: Duration,
+    stdin_eof_exits: bool,
+) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind(addr).await?;
+        let port = listener.local_addr()?.port();
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "PORT {port}")?;
+            out.flush()?;
+        }
+        if stdin_eof_exits {
+            std::thread::spawn(|| {
+                let mut sink = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+                std::process::exit(0);
+            });
+        }
+        let accept_loop = async {
+            loop {
+                let (tcp, _) = match listener.accept().await {
+                    Ok(x) => x,
+                    // Out of file descriptors and the like: back off briefly.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                tokio::spawn(handle(imp, tcp));
+            }
+        };
+        tokio::select! {
+            _ = accept_loop => {}
+            _ = tokio::time::sleep(max_run) => {}
+        }
+        Ok::<_, io::Error>(())
+    })?;
+    rt.shutdown_timeout(Duration::from_millis(100));
+    Ok(())
+}
+
+/// Serves one connection.
+async fn handle(imp: Impl, tcp: TcpStream) {
+    match imp {
+        Impl::Ours => ours(tcp, ours_config()).await,
+        Impl::OursDefault => ours(tcp, ws_tokio::Config::default()).await,
+        Impl::Tungstenite => tungstenite(tcp).await,
+        Impl::Fastwebsockets => fastwebsockets::serve(tcp).await,
+        Impl::TokioWebsockets => tokio_websockets(tcp).await,
+    }
+}
+
+/// Our settings for the comparison: defaults, with the timers no peer has turned off.
+pub fn ours_config() -> ws_tokio::Config {
+    let mut c = ws_tokio::Config {
+        ping_interval: None,
+        write_timeout: None,
+        idle_timeout: None,
+        ..ws_tokio::Config::default()
+    };
+    c.limits.max_message_size = MAX_MESSAGE as u64;
+    c.limits.max_frame_size = MAX_FRAME as u64;
+    c
+}
+
+async fn ours(tcp: TcpStream, config: ws_tokio::Config) {
+    use ws_tokio::Message;
+    let Ok(mut ws) = ws_tokio::accept_with_config(tcp, config).await else {
+        return;
+    };
+    while let Some(msg) = ws.recv().await {
+        match msg {
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                if ws.send(m).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+async fn tungstenite(tcp: TcpStream) {
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_FRAME));
+    let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await else {
+        return;
+    };
+    while let Some(Ok(m)) = ws.next().await {
+        if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn tokio_websockets(tcp: TcpStream) {
+    let limits = tokio_websockets::Limits::default().max_payload_len(Some(MAX_MESSAGE));
+    let Ok((_request, mut ws)) = tokio_websockets::ServerBuilder::new()
+        .limits(limits)
+        .accept(tcp)
+        .await
+    else {
+        return;
+    };
+    while let Some(Ok(m)) = ws.next().await {
+        if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+            return;
+        }
+    }
+}
+
+mod fastwebsockets {
+    //! fastwebsockets' documented server path: hyper's HTTP/1 server with upgrades, then a
+    //! `FragmentCollector` (assembles messages, answers pings and closes) on the upgraded
+    //! stream.
+
+    use fastwebsockets::{FragmentCollector, OpCode, WebSocketError, upgrade};
+    use http_body_util::Empty;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper::{Request, Response};
+    use tokio::net::TcpStream;
+
+    use super::MAX_MESSAGE;
+
+    pub(super) async fn serve(tcp: TcpStream) {
+        let io = hyper_util::rt::TokioIo::new(tcp);
+        let _ = http1::Builder::new()
+            .serve_connection(io, service_fn(upgrade_request))
+            .with_upgrades()
+            .await;
+    }
+
+    async fn upgrade_request(
+        mut req: Request<Incoming>,
+    ) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+        let (response, fut) = upgrade::upgrade(&mut req)?;
+        tokio::spawn(async move {
+            let Ok(mut ws) = fut.await else {
+                return;
+            };
+            ws.set_max_message_size(MAX_MESSAGE);
+            ws.set_auto_pong(true);
+            ws.set_auto_close(true);
+            let mut ws = FragmentCollector::new(ws);
+            loop {
+                let Ok(frame) = ws.read_frame().await else {
+                    return;
+                };
+                let echo = match frame.opcode {
+                    OpCode::Close => return,
+                    OpCode::Text | OpCode::Binary => true,
+                    _ => false,
+                };
+                if echo && ws.write_frame(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(response)
+    }
+}

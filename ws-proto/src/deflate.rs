@@ -1,0 +1,625 @@
+//! permessage-deflate (RFC 7692): negotiation for both roles, and the per-connection codec
+//! with an output budget.
+//!
+//! Negotiation is `no_std` and allocation-free. The codec (feature `deflate`) uses `zlib-rs`,
+//! which can honour a compressor window smaller than 15 bits.
+
+use crate::error::{Error, HandshakeError};
+
+/// The extension token.
+pub const EXTENSION: &str = "permessage-deflate";
+
+/// What this endpoint is willing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeflateConfig {
+    /// Ask the peer not to keep its compression context between messages, and (server) reset
+    /// our own context too: the memory-lean mode, where buffers are released between messages.
+    pub no_context_takeover: bool,
+    /// Largest LZ77 window (9-15) our compressor uses, unless the peer asks for less.
+    pub max_window_bits: u8,
+    /// Accept a peer's request that we reset our context per message (server: the
+    /// `server_no_context_takeover` parameter in an offer). Declining means the offer is refused.
+    pub accept_no_context_takeover: bool,
+    /// Accept a peer's request for a smaller compressor window (`server_max_window_bits` in an
+    /// offer, `client_max_window_bits` in a response). Declining means the offer is refused.
+    pub accept_max_window_bits: bool,
+    /// Messages shorter than this are sent uncompressed.
+    pub min_size: usize,
+    /// zlib compression level, 0-9.
+    pub level: u8,
+}
+
+impl DeflateConfig {
+    /// The defaults: context takeover, 15-bit windows, accept every parameter, level 6... but
+    /// level 1 for speed, compress messages of 16 bytes or more.
+    pub const DEFAULT: DeflateConfig = DeflateConfig {
+        no_context_takeover: false,
+        max_window_bits: 15,
+        accept_no_context_takeover: true,
+        accept_max_window_bits: true,
+        min_size: 16,
+        level: 1,
+    };
+
+    /// The memory-lean mode for servers with very many connections: no context takeover in
+    /// either direction, so codec state is dropped between messages.
+    pub const LEAN: DeflateConfig = DeflateConfig {
+        no_context_takeover: true,
+        ..Self::DEFAULT
+    };
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The agreed parameters of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The server resets its compressor after each message.
+    pub server_no_context_takeover: bool,
+    /// The client resets its compressor after each message.
+    pub client_no_context_takeover: bool,
+    /// The server's compressor window, 8-15.
+    pub server_max_window_bits: u8,
+    /// The client's compressor window, 8-15.
+    pub client_max_window_bits: u8,
+    /// Messages shorter than this are sent uncompressed (local setting).
+    pub min_size: usize,
+    /// Compression level (local setting).
+    pub level: u8,
+}
+
+/// One parsed extension offer or response: the parameters of `permessage-deflate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Params {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    /// `Some(None)`: present without a value.
+    server_max_window_bits: Option<Option<u8>>,
+    client_max_window_bits: Option<Option<u8>>,
+}
+
+/// Splits `name; p1; p2=v` into the name and the parameter part.
+fn split_name(item: &str) -> (&str, &str) {
+    match item.find(';') {
+        // A `;` with nothing after it is malformed: keep it visible to the parameter parser.
+        Some(i) if item[i + 1..].trim().is_empty() => (item[..i].trim(), ";"),
+        Some(i) => (item[..i].trim(), &item[i + 1..]),
+        None => (item.trim(), ""),
+    }
+}
+
+fn parse_bits(v: Option<&str>) -> Result<Option<u8>, ()> {
+    match v {
+        None => Ok(None),
+        Some(v) => {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v);
+            if v.is_empty() || v.len() > 2 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(());
+            }
+            match v.parse::<u8>() {
+                Ok(b @ 8..=15) => Ok(Some(b)),
+                _ => Err(()),
+            }
+        }
+    }
+}
+
+/// Parses the parameters of one `permessage-deflate` item; errors on unknown, duplicate or
+/// malformed parameters.
+fn parse_params(params: &str) -> Result<Params, ()> {
+    let mut p = Params::default();
+    if params.is_empty() {
+        return Ok(p);
+    }
+    for raw in params.split(';') {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(());
+        }
+        let (name, value) = match raw.find('=') {
+            Some(i) => (raw[..i].trim(), Some(raw[i + 1..].trim())),
+            None => (raw, None),
+        };
+        match name.to_ascii_lowercase_str() {
+            N::ServerNoContext if value.is_none() && !p.server_no_context_takeover => {
+                p.server_no_context_takeover = true
+            }
+            N::ClientNoContext if value.is_none() && !p.client_no_context_takeover => {
+                p.client_no_context_takeover = true
+            }
+            N::ServerBits if p.server_max_window_bits.is_none() => {
+                p.server_max_window_bits = Some(parse_bits(value)?)
+            }
+            N::ClientBits if p.client_max_window_bits.is_none() => {
+                p.client_max_window_bits = Some(parse_bits(value)?)
+            }
+            _ => return Err(()),
+        }
+    }
+    Ok(p)
+}
+
+/// Known parameter names.
+#[derive(PartialEq, Eq)]
+enum N {
+    ServerNoContext,
+    ClientNoContext,
+    ServerBits,
+    ClientBits,
+    Other,
+}
+
+trait ParamName {
+    fn to_ascii_lowercase_str(&self) -> N;
+}
+
+impl ParamName for &str {
+    fn to_ascii_lowercase_str(&self) -> N {
+        let eq = |s: &str| self.eq_ignore_ascii_case(s);
+        if eq("server_no_context_takeover") {
+            N::ServerNoContext
+        } else if eq("client_no_context_takeover") {
+            N::ClientNoContext
+        } else if eq("server_max_window_bits") {
+            N::ServerBits
+        } else if eq("client_max_window_bits") {
+            N::ClientBits
+        } else {
+            N::Other
+        }
+    }
+}
+
+/// Server side: picks the first acceptable `permessage-deflate` offer among `offers` (one item
+/// per extension offer, as [`crate::handshake::Request::extensions`] yields them).
+/// Malformed offers are skipped; `None` when none is acceptable.
+pub fn negotiate_server<'a>(
+    offers: impl IntoIterator<Item = &'a str>,
+    config: &DeflateConfig,
+) -> Option<Negotiated> {
+    for item in offers {
+        let (name, params) = split_name(item);
+        if !name.eq_ignore_ascii_case(EXTENSION) {
+            continue;
+        }
+        let Ok(p) = parse_params(params) else {
+            continue;
+        };
+        if p.server_no_context_takeover && !config.accept_no_context_takeover {
+            continue;
+        }
+        let server_bits = match p.server_max_window_bits {
+            Some(None) => continue,
+            Some(Some(b)) if !config.accept_max_window_bits => {
+                if b < config.max_window_bits {
+                    continue;
+                }
+                config.max_window_bits
+            }
+            Some(Some(b)) => b.min(config.max_window_bits),
+            None => config.max_window_bits,
+        };
+        // The client's window: we inflate with a full window, so we never need to limit it.
+        let client_bits = match p.client_max_window_bits {
+            Some(Some(b)) => b,
+            _ => 15,
+        };
+        return Some(Negotiated {
+            server_no_context_takeover: p.server_no_context_takeover || config.no_context_takeover,
+            client_no_context_takeover: p.client_no_context_takeover || config.no_context_takeover,
+            server_max_window_bits: server_bits,
+            client_max_window_bits: client_bits,
+            min_size: config.min_size,
+            level: config.level,
+        });
+    }
+    None
+}
+
+/// A small writer into a byte slice.
+struct Out<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Out<'_> {
+    fn put(&mut self, s: &str) -> Result<(), Error> {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(Error::BufferTooSmall)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+
+    fn bits(&mut self, name: &str, b: u8) -> Result<(), Error> {
+        self.put(name)?;
+        let digits = [b'0' + b / 10, b'0' + b % 10];
+        let d = if b >= 10 { &digits[..] } else { &digits[1..] };
+        self.put(core::str::from_utf8(d).unwrap_or("15"))
+    }
+}
+
+/// Server side: writes the `Sec-WebSocket-Extensions` value answering an accepted offer.
+pub fn write_response(n: &Negotiated, out: &mut [u8]) -> Result<usize, Error> {
+    let mut o = Out { buf: out, len: 0 };
+    o.put(EXTENSION)?;
+    if n.server_no_context_takeover {
+        o.put("; server_no_context_takeover")?;
+    }
+    if n.client_no_context_takeover {
+        o.put("; client_no_context_takeover")?;
+    }
+    if n.server_max_window_bits < 15 {
+        o.bits("; server_max_window_bits=", n.server_max_window_bits)?;
+    }
+    if n.client_max_window_bits < 15 {
+        o.bits("; client_max_window_bits=", n.client_max_window_bits)?;
+    }
+    Ok(o.len)
+}
+
+/// Client side: writes the offer (`Sec-WebSocket-Extensions` value).
+pub fn write_offer(config: &DeflateConfig, out: &mut [u8]) -> Result<usize, Error> {
+    let mut o = Out { buf: out, len: 0 };
+    o.put(EXTENSION)?;
+    if config.no_context_takeover {
+        o.put("; server_no_context_takeover; client_no_context_takeover")?;
+    }
+    if config.max_window_bits < 15 {
+        o.bits("; server_max_window_bits=", config.max_window_bits)?;
+    }
+    if config.accept_max_window_bits {
+        o.put("; client_max_window_bits")?;
+    }
+    Ok(o.len)
+}
+
+/// Client side: checks the server's answer (the items of its `Sec-WebSocket-Extensions`)
+/// against our offer. `None` when the server declined compression.
+pub fn negotiate_client<'a>(
+    response: impl IntoIterator<Item = &'a str>,
+    config: &DeflateConfig,
+) -> Result<Option<Negotiated>, Error> {
+    let bad = Error::Handshake(HandshakeError::InvalidExtension);
+    let mut found = None;
+    for item in response {
+        let (name, params) = split_name(item);
+        if !name.eq_ignore_ascii_case(EXTENSION) {
+            return Err(Error::Handshake(HandshakeError::UnofferedExtension));
+        }
+        if found.is_some() {
+            return Err(bad);
+        }
+        let p = parse_params(params).map_err(|_| bad)?;
+        let server_bits = match p.server_max_window_bits {
+            Some(Some(b)) => b,
+            Some(None) => return Err(bad),
+            None => 15,
+        };
+        if config.max_window_bits < 15 && server_bits > config.max_window_bits {
+            return Err(bad);
+        }
+        if config.no_context_takeover && !p.server_no_context_takeover {
+            return Err(bad);
+        }
+        let client_bits = match p.client_max_window_bits {
+            Some(Some(b)) if config.accept_max_window_bits => b,
+            Some(_) => return Err(bad),
+            None => config.max_window_bits.clamp(8, 15),
+        };
+        if p.client_no_context_takeover && !config.accept_no_context_takeover {
+            return Err(bad);
+        }
+        found = Some(Negotiated {
+            server_no_context_takeover: p.server_no_context_takeover,
+            client_no_context_takeover: p.client_no_context_takeover || config.no_context_takeover,
+            server_max_window_bits: server_bits,
+            client_max_window_bits: client_bits,
+            min_size: config.min_size,
+            level: config.level,
+        });
+    }
+    Ok(found)
+}
+
+#[cfg(feature = "deflate")]
+pub use codec::Codec;
+
+#[cfg(feature = "deflate")]
+mod codec {
+    use alloc::boxed::Box;
+    use alloc::vec::Vec;
+
+    use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush, Status};
+
+    use super::Negotiated;
+    use crate::conn::Role;
+    use crate::error::{Error, Limit, ProtocolError};
+
+    const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
+
+    /// The compressor and decompressor of one connection. Codec state is created on first use
+    /// and, without context takeover, dropped after every message.
+    pub struct Codec {
+        params: Negotiated,
+        role: Role,
+        deflate: Option<Box<Deflate>>,
+        inflate: Option<Box<Inflate>>,
+        /// Inflated output of the current chunk.
+        pub(crate) out: Vec<u8>,
+        /// Compressed output of the current message.
+        pub(crate) compressed: Vec<u8>,
+    }
+
+    impl core::fmt::Debug for Codec {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.debug_struct("Codec")
+                .field("params", &self.params)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl Clone for Codec {
+        /// A fresh codec with the same parameters (compression contexts are not copied).
+        fn clone(&self) -> Self {
+            Codec::new(self.params, self.role)
+        }
+    }
+
+    impl Codec {
+        /// A codec for `role` with the agreed parameters.
+        pub fn new(params: Negotiated, role: Role) -> Codec {
+            Codec {
+                params,
+                role,
+                deflate: None,
+                inflate: None,
+                out: Vec::new(),
+                compressed: Vec::new(),
+            }
+        }
+
+        /// The agreed parameters.
+        pub fn params(&self) -> &Negotiated {
+            &self.params
+        }
+
+        fn our_bits(&self) -> u8 {
+            match self.role {
+                Role::Server => self.params.server_max_window_bits,
+                Role::Client => self.params.client_max_window_bits,
+            }
+        }
+
+        fn our_reset(&self) -> bool {
+            match self.role {
+                Role::Server => self.params.server_no_context_takeover,
+                Role::Client => self.params.client_no_context_takeover,
+            }
+        }
+
+        fn peer_reset(&self) -> bool {
+            match self.role {
+                Role::Server => self.params.client_no_context_takeover,
+                Role::Client => self.params.server_no_context_takeover,
+            }
+        }
+
+        /// Inflates `input` (part of a compressed message) into `self.out`, replacing what was
+        /// there. `last` appends the stripped `00 00 ff ff` tail and ends the message. At most
+        /// `budget` bytes may come out; more is [`Limit::MessageSize`].
+        pub(crate) fn inflate(
+            &mut self,
+            input: &[u8],
+            last: bool,
+            budget: u64,
+        ) -> Result<(), Error> {
+            self.out.clear();
+            if self.out.capacity() > (256 << 10) {
+                self.out = Vec::new();
+            }
+            let inf = self
+                .inflate
+                .get_or_insert_with(|| Box::new(Inflate::new(false, 15)));
+            let mut produced: u64 = 0;
+            for (part, is_tail) in [(input, false), (&TAIL[..], true)] {
+                if is_tail && !last {
+                    break;
+                }
+                let mut rest = part;
+                loop {
+                    let room = (budget - produced).saturating_add(1).min(64 << 10) as usize;
+                    let start = self.out.len();
+                    self.out.resize(start + room.max(1), 0);
+                    let in_before = inf.total_in();
+                    let out_before = inf.total_out();
+                    let r = inf.decompress(rest, &mut self.out[start..], InflateFlush::SyncFlush);
+                    let used = (inf.total_in() - in_before) as usize;
+                    let made = (inf.total_out() - out_before) as usize;
+                    self.out.truncate(start + made);
+                    produced += made as u64;
+                    rest = &rest[used..];
+                    if produced > budget {
+                        return Err(Error::LimitExceeded(Limit::MessageSize));
+                    }
+                    match r {
+                        Ok(Status::StreamEnd) => {
+                            // A final block: nothing more may follow in this context.
+                            if !rest.is_empty() {
+                                return Err(ProtocolError::BadCompressedData.into());
+                            }
+                            inf.reset(false);
+                            break;
+                        }
+                        Ok(_) => {
+                            if rest.is_empty() && made < room {
+                                break;
+                            }
+                            if used == 0 && made == 0 {
+                                if rest.is_empty() {
+                                    break;
+                                }
+                                return Err(ProtocolError::BadCompressedData.into());
+                            }
+                        }
+                        Err(_) => return Err(ProtocolError::BadCompressedData.into()),
+                    }
+                }
+            }
+            if last && self.peer_reset() {
+                self.inflate = None;
+            }
+            Ok(())
+        }
+
+        /// Compresses a whole message into `self.compressed`, without the `00 00 ff ff` tail.
+        pub(crate) fn compress(&mut self, input: &[u8]) -> Result<(), Error> {
+            self.compressed.clear();
+            let bits = self.our_bits().max(9);
+            let level = self.params.level.min(9) as i32;
+            let def = self
+                .deflate
+                .get_or_insert_with(|| Box::new(Deflate::new(level, false, bits)));
+            let mut rest = input;
+            loop {
+                let room = rest.len() / 2 + 64;
+                let start = self.compressed.len();
+                self.compressed.resize(start + room, 0);
+                let in_before = def.total_in();
+                let out_before = def.total_out();
+                let r = def.compress(rest, &mut self.compressed[start..], DeflateFlush::SyncFlush);
+                let used = (def.total_in() - in_before) as usize;
+                let made = (def.total_out() - out_before) as usize;
+                self.compressed.truncate(start + made);
+                rest = &rest[used..];
+                if r.is_err() {
+                    return Err(Error::InvalidUsage(crate::error::Usage::InvalidConfig));
+                }
+                if rest.is_empty() && made < room {
+                    break;
+                }
+            }
+            if self.compressed.ends_with(&TAIL) {
+                self.compressed.truncate(self.compressed.len() - 4);
+            }
+            if self.our_reset() {
+                self.deflate = None;
+            }
+            if self.compressed.capacity() > (256 << 10) && self.compressed.len() < (64 << 10) {
+                self.compressed.shrink_to(64 << 10);
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    fn items(s: &str) -> Vec<&str> {
+        s.split(',').map(str::trim).collect()
+    }
+
+    #[test]
+    fn server_picks_first_acceptable_offer() {
+        let c = DeflateConfig::DEFAULT;
+        let n = negotiate_server(
+            items("x-foo, permessage-deflate; client_max_window_bits"),
+            &c,
+        )
+        .unwrap();
+        assert_eq!(
+            (n.server_max_window_bits, n.client_max_window_bits),
+            (15, 15)
+        );
+        assert!(!n.server_no_context_takeover);
+        let n = negotiate_server(
+            items("permessage-deflate; server_max_window_bits=7, permessage-deflate; server_no_context_takeover; server_max_window_bits=10"),
+            &c,
+        )
+        .unwrap();
+        assert!(n.server_no_context_takeover);
+        assert_eq!(n.server_max_window_bits, 10);
+        let mut out = [0u8; 128];
+        let len = write_response(&n, &mut out).unwrap();
+        assert_eq!(
+            &out[..len],
+            b"permessage-deflate; server_no_context_takeover; server_max_window_bits=10"
+        );
+        for bad in [
+            "permessage-deflate; foo",
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; client_max_window_bits=08x",
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate; client_max_window_bits; client_max_window_bits=9",
+            "permessage-deflate; server_no_context_takeover=1",
+            "permessage-deflate;",
+        ] {
+            assert_eq!(negotiate_server([bad], &c), None, "{bad}");
+        }
+        let strict = DeflateConfig {
+            accept_no_context_takeover: false,
+            ..c
+        };
+        assert_eq!(
+            negotiate_server(["permessage-deflate; server_no_context_takeover"], &strict),
+            None
+        );
+        let n = negotiate_server(["permessage-deflate; client_max_window_bits=\"9\""], &c).unwrap();
+        assert_eq!(n.client_max_window_bits, 9);
+        let lean = negotiate_server(["permessage-deflate"], &DeflateConfig::LEAN).unwrap();
+        assert!(lean.server_no_context_takeover && lean.client_no_context_takeover);
+    }
+
+    #[test]
+    fn client_checks_response() {
+        let c = DeflateConfig::DEFAULT;
+        let mut out = [0u8; 128];
+        let len = write_offer(&c, &mut out).unwrap();
+        assert_eq!(&out[..len], b"permessage-deflate; client_max_window_bits");
+        assert_eq!(negotiate_client([], &c), Ok(None));
+        let n = negotiate_client(
+            ["permessage-deflate; server_no_context_takeover; client_max_window_bits=9"],
+            &c,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(n.server_no_context_takeover);
+        assert_eq!(n.client_max_window_bits, 9);
+        let bad = Err(Error::Handshake(HandshakeError::InvalidExtension));
+        assert_eq!(
+            negotiate_client(["permessage-deflate; client_max_window_bits"], &c),
+            bad
+        );
+        assert_eq!(negotiate_client(["permessage-deflate; foo=1"], &c), bad);
+        assert_eq!(
+            negotiate_client(["permessage-deflate", "permessage-deflate"], &c),
+            bad
+        );
+        assert_eq!(
+            negotiate_client(["x-other"], &c),
+            Err(Error::Handshake(HandshakeError::UnofferedExtension))
+        );
+        let no_bits = DeflateConfig {
+            accept_max_window_bits: false,
+            ..c
+        };
+        assert_eq!(
+            negotiate_client(["permessage-deflate; client_max_window_bits=10"], &no_bits),
+            bad
+        );
+    }
+}

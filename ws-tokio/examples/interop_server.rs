@@ -1,0 +1,233 @@
+//! Echo server for the interoperability checks in `ws-tokio/tests/interop/run.sh`.
+//!
+//! `cargo run -p ws-tokio --example interop_server -- [OPTIONS]`
+//!
+//! Echoes every text and binary message, answers pings (the adapter does that) and echoes the
+//! peer's close code. Everything it sees is logged to stdout, one line per event, each line
+//! starting with the wall-clock time in milliseconds since the Unix epoch and the connection
+//! number, so a test can check what the server saw and when:
+//!
+//! ```text
+//! LISTENING 127.0.0.1:PORT
+//! <ms> conn=1 accept path="/" protocol=chat offered=["chat"] extensions=["permessage-deflate"]
+//! <ms> conn=1 recv text len=5 text="hello"
+//! <ms> conn=1 recv binary len=125 fnv=0123456789abcdef
+//! <ms> conn=1 recv ping len=4
+//! <ms> conn=1 recv close code=1000 reason="bye"
+//! <ms> conn=1 end clean
+//! <ms> conn=2 end error=Timeout(Pong) display="timeout: Pong"
+//! <ms> conn=3 reject path="/reject" status=403
+//! ```
+//!
+//! Paths:
+//! - `/reject` (and anything under it) is refused with HTTP 403 and a text body;
+//! - `/close-me/CODE` accepts, then closes at once with `CODE` and reason `server says bye`;
+//! - `/close-after/MS/CODE` accepts, waits `MS` milliseconds without reading, then closes the
+//!   same way;
+//! - anything else is an echo connection.
+//!
+//! Options:
+//! - `--addr HOST:PORT` (default `127.0.0.1:0`; the bound address is printed);
+//! - `--protocols a,b,...`: supported subprotocols; the first one the client offers that is in
+//!   this list is chosen;
+//! - `--ping-interval-ms N` / `--no-ping`: keepalive pings (default: the library default);
+//! - `--pong-timeout-ms N`, `--close-timeout-ms N`: the matching [`Config`] fields.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use ws_tokio::{AcceptResponse, CloseCode, Config, Error, Message, Reject};
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// 64-bit FNV-1a, so the log can identify a binary payload without printing it.
+fn fnv(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+struct Options {
+    addr: String,
+    protocols: Vec<String>,
+    config: Config,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: interop_server [--addr HOST:PORT] [--protocols a,b] [--ping-interval-ms N | \
+         --no-ping] [--pong-timeout-ms N] [--close-timeout-ms N]"
+    );
+    std::process::exit(2);
+}
+
+fn parse_args() -> Options {
+    let mut o = Options {
+        addr: "127.0.0.1:0".into(),
+        protocols: Vec::new(),
+        config: Config::default(),
+    };
+    let mut args = std::env::args().skip(1);
+    let ms = |v: Option<String>| -> Duration {
+        match v.and_then(|v| v.parse::<u64>().ok()) {
+            Some(n) if n > 0 => Duration::from_millis(n),
+            _ => usage(),
+        }
+    };
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--addr" => o.addr = args.next().unwrap_or_else(|| usage()),
+            "--protocols" => {
+                o.protocols = args
+                    .next()
+                    .unwrap_or_else(|| usage())
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+            }
+            "--ping-interval-ms" => o.config.ping_interval = Some(ms(args.next())),
+            "--no-ping" => o.config.ping_interval = None,
+            "--pong-timeout-ms" => o.config.pong_timeout = ms(args.next()),
+            "--close-timeout-ms" => o.config.close_timeout = ms(args.next()),
+            _ => usage(),
+        }
+    }
+    o
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let opts = parse_args();
+    let listener = TcpListener::bind(&opts.addr).await?;
+    println!("LISTENING {}", listener.local_addr()?);
+    let protocols: &'static [String] = Vec::leak(opts.protocols);
+    let config = opts.config;
+    let mut next_id: u64 = 0;
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let _ = tcp.set_nodelay(true);
+        next_id += 1;
+        tokio::spawn(serve(next_id, tcp, config, protocols));
+    }
+}
+
+async fn serve(id: u64, tcp: tokio::net::TcpStream, config: Config, protocols: &[String]) {
+    let mut path = String::new();
+    let mut offered: Vec<String> = Vec::new();
+    let mut extensions: Vec<String> = Vec::new();
+    let mut chosen: Option<String> = None;
+    let result = ws_tokio::accept_with(tcp, config, |req| {
+        path = req.path().to_string();
+        offered = req.protocols().map(String::from).collect();
+        extensions = req.extensions().map(String::from).collect();
+        if path == "/reject" || path.starts_with("/reject/") || path.starts_with("/reject?") {
+            return Err(Reject::status(403)
+                .header("Content-Type", "text/plain")
+                .body("rejected by interop_server\n"));
+        }
+        chosen = offered.iter().find(|p| protocols.contains(p)).cloned();
+        Ok(match &chosen {
+            Some(p) => AcceptResponse::new().protocol(p.clone()),
+            None => AcceptResponse::new(),
+        })
+    })
+    .await;
+    let mut ws = match result {
+        Ok(ws) => ws,
+        Err(Error::Rejected { status }) => {
+            println!(
+                "{} conn={id} reject path={path:?} status={status}",
+                now_ms()
+            );
+            return;
+        }
+        Err(e) => {
+            println!(
+                "{} conn={id} handshake-failed path={path:?} error={e:?}",
+                now_ms()
+            );
+            return;
+        }
+    };
+    println!(
+        "{} conn={id} accept path={path:?} protocol={} offered={offered:?} extensions={extensions:?}",
+        now_ms(),
+        chosen.as_deref().unwrap_or("-"),
+    );
+    let close_after = path.strip_prefix("/close-after/").and_then(|rest| {
+        let (ms, code) = rest.split_once('/')?;
+        Some((ms.parse::<u64>().ok()?, code.to_string()))
+    });
+    if let Some((ms, _)) = close_after {
+        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+    }
+    let close_code = path
+        .strip_prefix("/close-me/")
+        .map(String::from)
+        .or(close_after.map(|(_, code)| code));
+    if let Some(code) = close_code {
+        let code = CloseCode(code.parse().unwrap_or(1000));
+        match ws.close(code, "server says bye").await {
+            Ok(()) => println!(
+                "{} conn={id} end clean (closed by us with {})",
+                now_ms(),
+                code.0
+            ),
+            Err(e) => println!("{} conn={id} end error={e:?} display=\"{e}\"", now_ms()),
+        }
+        return;
+    }
+    loop {
+        let msg = match ws.recv().await {
+            None => {
+                println!("{} conn={id} end clean", now_ms());
+                return;
+            }
+            Some(Err(e)) => {
+                println!("{} conn={id} end error={e:?} display=\"{e}\"", now_ms());
+                return;
+            }
+            Some(Ok(m)) => m,
+        };
+        let t = now_ms();
+        match &msg {
+            Message::Text(s) if s.len() <= 200 => {
+                println!("{t} conn={id} recv text len={} text={s:?}", s.len())
+            }
+            Message::Text(s) => println!(
+                "{t} conn={id} recv text len={} fnv={:016x}",
+                s.len(),
+                fnv(s.as_bytes())
+            ),
+            Message::Binary(b) => println!(
+                "{t} conn={id} recv binary len={} fnv={:016x}",
+                b.len(),
+                fnv(b)
+            ),
+            Message::Ping(p) => println!("{t} conn={id} recv ping len={}", p.len()),
+            Message::Pong(p) => println!("{t} conn={id} recv pong len={}", p.len()),
+            Message::Close(Some((code, reason))) => {
+                println!("{t} conn={id} recv close code={} reason={reason:?}", code.0)
+            }
+            Message::Close(None) => println!("{t} conn={id} recv close code=none"),
+        }
+        if let Message::Text(_) | Message::Binary(_) = msg {
+            if let Err(e) = ws.send(msg).await {
+                println!(
+                    "{} conn={id} end send-error={e:?} display=\"{e}\"",
+                    now_ms()
+                );
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Backpressure: a bounded write buffer against a peer that does not read, and the write timeout.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use ws_tokio::{Config, Error, Message, TimeoutKind};
+
+const PIPE: usize = 1024;
+const LIMIT: usize = 4096;
+const MSG: usize = 1000;
+
+#[tokio::test]
+async fn send_stays_pending_and_the_buffer_stays_bounded() {
+    let cfg = Config {
+        write_buffer_size: LIMIT,
+        write_timeout: None,
+        ..quiet()
+    };
+    let (mut raw, io) = tokio::io::duplex(PIPE);
+    let srv = tokio::spawn(ws_tokio::accept_with_config(io, cfg));
+    raw_client_handshake(&mut raw).await;
+    let mut ws = srv.await.unwrap().unwrap();
+
+    // The peer does not read. Each send gets 50 ms; a send that times out may still have
+    // queued its message (whole), but once the buffer is over the limit nothing more goes in.
+    let mut timed_out = 0;
+    let mut seq = 0u32;
+    for _ in 0..100 {
+        let mut b = seq.to_be_bytes().to_vec();
+        b.resize(MSG, seq as u8);
+        seq += 1;
+        if tokio::time::timeout(Duration::from_millis(50), ws.send(Message::Binary(b)))
+            .await
+            .is_err()
+        {
+            timed_out += 1;
+            if timed_out == 5 {
+                break;
+            }
+        } else {
+            assert_eq!(timed_out, 0, "a send completed after the pipe filled up");
+        }
+    }
+    assert_eq!(timed_out, 5, "send never blocked");
+
+    // Now the peer reads everything there is; the server flushes what it holds.
+    let flusher = tokio::spawn(async move {
+        ws.flush().await.expect("flush");
+        ws
+    });
+    let mut r = FrameReader::new(raw);
+    let mut bytes = 0;
+    let mut next = 0u32;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), r.next()).await {
+            Err(_) => break,
+            Ok(None) => panic!("EOF"),
+            Ok(Some(f)) => {
+                assert_eq!(f.opcode, OP_BINARY);
+                assert_eq!(f.payload.len(), MSG, "frames arrive whole");
+                let s = u32::from_be_bytes(f.payload[..4].try_into().unwrap());
+                assert_eq!(s, next, "in order, none lost before the limit");
+                assert!(f.payload[4..].iter().all(|&x| x == s as u8));
+                next += 1;
+                bytes += 4 + MSG;
+            }
+        }
+    }
+    bounded("flusher", flusher).await.unwrap();
+    // Queued: what the pipe holds, the buffer up to its limit, and one more message.
+    assert!(
+        bytes <= PIPE + LIMIT + (MSG + 4),
+        "{bytes} bytes queued ({next} messages)"
+    );
+    assert!(bytes >= LIMIT, "{bytes}");
+}
+
+#[tokio::test]
+async fn write_timeout_fires() {
+    let cfg = Config {
+        write_buffer_size: LIMIT,
+        write_timeout: Some(Duration::from_millis(200)),
+        ..quiet()
+    };
+    let (mut raw, io) = tokio::io::duplex(PIPE);
+    let srv = tokio::spawn(ws_tokio::accept_with_config(io, cfg));
+    raw_client_handshake(&mut raw).await;
+    let mut ws = srv.await.unwrap().unwrap();
+    let t0 = Instant::now();
+    let e = bounded("send", ws.send(Message::Binary(vec![1; 64 << 10])))
+        .await
+        .unwrap_err();
+    let took = t0.elapsed();
+    assert!(matches!(e, Error::Timeout(TimeoutKind::Write)), "{e:?}");
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_millis(700),
+        "{took:?}"
+    );
+    drop(raw);
+}
+
+#[tokio::test]
+async fn write_timeout_resets_on_progress() {
+    // A slow reader that keeps making progress never trips the write timeout.
+    let cfg = Config {
+        write_timeout: Some(Duration::from_millis(150)),
+        ..quiet()
+    };
+    let (mut raw, io) = tokio::io::duplex(PIPE);
+    let srv = tokio::spawn(ws_tokio::accept_with_config(io, cfg));
+    raw_client_handshake(&mut raw).await;
+    let mut ws = srv.await.unwrap().unwrap();
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut total = 0;
+        let mut buf = vec![0u8; 4096];
+        while total < (20 << 10) + 4 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let n = raw.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            total += n;
+        }
+        total
+    });
+    let t0 = Instant::now();
+    bounded("send", ws.send(Message::Binary(vec![2; 20 << 10])))
+        .await
+        .expect("a slow but steady reader is fine");
+    assert!(t0.elapsed() > Duration::from_millis(150));
+    bounded("reader", reader).await.unwrap();
+}

@@ -1,0 +1,177 @@
+//! Split halves in separate tasks: pongs while the write half idles, close from the write half,
+//! echo across halves, distinct masking keys.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use tokio::io::AsyncWriteExt;
+use ws_tokio::{ClientRequest, CloseCode, Message};
+
+#[tokio::test]
+async fn pongs_go_out_while_the_write_half_is_parked() {
+    let (mut raw, io) = tokio::io::duplex(4096);
+    let peer_hs = tokio::spawn(async move {
+        raw_server_handshake(&mut raw).await;
+        raw
+    });
+    let (ws, _) = bounded(
+        "client",
+        ws_tokio::client(io, ClientRequest::new("localhost", "/").config(quiet())),
+    )
+    .await
+    .unwrap();
+    let raw = peer_hs.await.unwrap();
+    let (mut rx, mut tx) = ws.split();
+    let (cmd, mut cmds) = tokio::sync::mpsc::channel::<Message>(4);
+    let writer = tokio::spawn(async move {
+        // Parked on the channel until the end.
+        while let Some(m) = cmds.recv().await {
+            tx.send(m).await.expect("tx send");
+        }
+    });
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(m) = rx.recv().await {
+            match m.expect("rx recv") {
+                Message::Ping(_) => n += 1,
+                Message::Close(_) => {}
+                m => panic!("unexpected {m:?}"),
+            }
+        }
+        n
+    });
+    let (rd, mut wr) = tokio::io::split(raw);
+    let mut r = FrameReader::new(rd);
+    let mut masks = HashSet::new();
+    for i in 0..20u8 {
+        wr.write_all(&sframe(true, OP_PING, &[i; 5])).await.unwrap();
+        let f = r.expect().await;
+        assert_eq!((f.opcode, f.payload.clone()), (OP_PONG, vec![i; 5]));
+        masks.insert(f.mask.expect("client frames are masked"));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Now the write half sends: its masking keys must not repeat the read half's.
+    for i in 0..20u8 {
+        cmd.send(Message::Binary(vec![i; 3])).await.unwrap();
+        let f = r.expect().await;
+        assert_eq!((f.opcode, f.payload), (OP_BINARY, vec![i; 3]));
+        masks.insert(f.mask.unwrap());
+    }
+    assert_eq!(masks.len(), 40, "masking keys repeat across the halves");
+    // Server closes; the read half echoes it.
+    wr.write_all(&sframe(true, OP_CLOSE, &close_payload(1000, "")))
+        .await
+        .unwrap();
+    let f = r.expect().await;
+    assert_eq!(f.close_code(), Some(1000));
+    drop(cmd);
+    drop(wr);
+    drop(r);
+    assert_eq!(bounded("reader", reader).await.unwrap(), 20);
+    bounded("writer", writer).await.unwrap();
+}
+
+#[tokio::test]
+async fn close_from_the_write_half_completes_when_the_read_half_sees_the_answer() {
+    let (mut s, c) = tcp_pair(quiet(), quiet()).await;
+    let (mut rx, mut tx) = c.split();
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(m) = rx.recv().await {
+            seen.push(m.expect("rx"));
+        }
+        seen
+    });
+    tx.send(Message::Text("before close".into())).await.unwrap();
+    tx.close(CloseCode(4000), "from tx").await.unwrap();
+    assert!(matches!(
+        tx.send(Message::Text("after".into())).await,
+        Err(ws_tokio::Error::Closed)
+    ));
+    assert_eq!(
+        bounded("text", s.recv()).await.unwrap().unwrap(),
+        Message::Text("before close".into())
+    );
+    assert_eq!(
+        bounded("close", s.recv()).await.unwrap().unwrap(),
+        Message::Close(Some((CloseCode(4000), "from tx".into())))
+    );
+    assert!(bounded("server end", s.recv()).await.is_none());
+    let seen = bounded("reader", reader).await.unwrap();
+    assert_eq!(
+        seen,
+        vec![Message::Close(Some((CloseCode(4000), String::new())))]
+    );
+}
+
+#[tokio::test]
+async fn echo_across_halves() {
+    let (s, c) = duplex_pair(quiet(), quiet(), 8 << 10).await;
+    let echo = tokio::spawn(async move {
+        let mut s = s;
+        while let Some(m) = s.recv().await {
+            match m.expect("echo") {
+                m @ (Message::Text(_) | Message::Binary(_)) => s.send(m).await.unwrap(),
+                _ => {}
+            }
+        }
+    });
+    let (mut rx, mut tx) = c.split();
+    const N: usize = 2000;
+    let sender = tokio::spawn(async move {
+        for i in 0..N {
+            let m = if i % 2 == 0 {
+                Message::Text(format!("n{i}"))
+            } else {
+                Message::Binary(vec![i as u8; i % 3000])
+            };
+            tx.send(m).await.expect("tx send");
+        }
+        tx
+    });
+    for i in 0..N {
+        let m = bounded("rx", rx.recv()).await.unwrap().unwrap();
+        if i % 2 == 0 {
+            assert_eq!(m, Message::Text(format!("n{i}")));
+        } else {
+            assert_eq!(m, Message::Binary(vec![i as u8; i % 3000]));
+        }
+    }
+    let mut tx = bounded("sender", sender).await.unwrap();
+    tx.close(CloseCode::NORMAL, "").await.unwrap();
+    assert!(matches!(
+        bounded("close", rx.recv()).await,
+        Some(Ok(Message::Close(_)))
+    ));
+    assert!(bounded("end", rx.recv()).await.is_none());
+    bounded("echo", echo).await.unwrap();
+}
+
+#[tokio::test]
+async fn split_halves_as_stream_and_sink() {
+    use futures_util::{SinkExt, StreamExt};
+    let (s, c) = duplex_pair(quiet(), quiet(), 8 << 10).await;
+    // The server forwards its own stream into its own sink (an echo through Stream + Sink).
+    let echo = tokio::spawn(async move {
+        let (rx, tx) = s.split();
+        let mut tx = tx;
+        let fwd = rx
+            .take_while(|m| std::future::ready(!matches!(m, Ok(Message::Close(_)))))
+            .filter(|m| std::future::ready(matches!(m, Ok(Message::Text(_) | Message::Binary(_)))));
+        tx.send_all(&mut Box::pin(fwd)).await.expect("forward");
+    });
+    let (mut rx, mut tx) = c.split();
+    for i in 0..100 {
+        tx.feed(Message::Text(format!("{i}"))).await.unwrap();
+    }
+    SinkExt::flush(&mut tx).await.unwrap();
+    for i in 0..100 {
+        let m = bounded("next", rx.next()).await.unwrap().unwrap();
+        assert_eq!(m, Message::Text(format!("{i}")));
+    }
+    SinkExt::close(&mut tx).await.unwrap();
+    bounded("echo", echo).await.unwrap();
+}
