@@ -32,7 +32,7 @@ impl Args {
     /// Whether `--name` is present.
     pub fn flag(&self, name: &str) -> bool {
         let long = format!("--{name}");
-        self.args.iter().any(|a| *a == long)
+        self.args.contains(&long)
     }
 
     /// The value of `--name value` or `--name=value`.
@@ -112,9 +112,9 @@ pub fn parse_size(v: &str) -> Option<usize> {
 
 /// A size for people: `16 B`, `1 KiB`, `64 KiB`.
 pub fn fmt_size(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
-    } else if n >= 1024 && n % 1024 == 0 {
+    } else if n >= 1024 && n.is_multiple_of(1024) {
         format!("{} KiB", n >> 10)
     } else {
         format!("{n} B")

@@ -82,6 +82,10 @@ pub struct LoadResult {
     pub latency: Histogram<u64>,
     /// Server CPU time (user + system) over the window, nanoseconds.
     pub server_cpu_ns: Option<u64>,
+    /// This (client) process's CPU time over the window, nanoseconds.
+    pub client_cpu_ns: Option<u64>,
+    /// CPU time the whole machine was busy (or stolen) over the window, nanoseconds.
+    pub system_busy_ns: Option<u64>,
     /// k6-style session figures over the whole run (warm-up included, as k6 counts them).
     pub k6: K6Metrics,
     /// Connections that failed (connect, handshake, echo mismatch, I/O error).
@@ -95,6 +99,8 @@ impl LoadResult {
             secs: 0.0,
             latency: latency_histogram(),
             server_cpu_ns: None,
+            client_cpu_ns: None,
+            system_busy_ns: None,
             k6: K6Metrics::default(),
             errors: 0,
         }
@@ -126,10 +132,22 @@ impl LoadResult {
         }
     }
 
+    /// CPU cores busy with other processes during the window (machine busy time minus server
+    /// and client), on average.
+    pub fn background_cores(&self) -> f64 {
+        match (self.system_busy_ns, self.server_cpu_ns, self.client_cpu_ns) {
+            (Some(b), Some(s), Some(c)) if self.secs > 0.0 => {
+                b.saturating_sub(s + c) as f64 / 1e9 / self.secs
+            }
+            _ => f64::NAN,
+        }
+    }
+
     /// A one-line summary.
     pub fn summary(&self) -> String {
         format!(
-            "{:.0}/s ({} in {:.2}s) p50={} p99={} p99.9={} server_cpu/op={} errors={}",
+            "{:.0}/s ({} in {:.2}s) p50={} p99={} p99.9={} server_cpu/op={} client_cpu/op={} \
+             background={:.2} cores errors={}",
             self.rate(),
             self.count,
             self.secs,
@@ -137,6 +155,11 @@ impl LoadResult {
             fmt_ns(self.quantile_ns(0.99)),
             fmt_ns(self.quantile_ns(0.999)),
             fmt_ns(self.cpu_per_op_ns()),
+            fmt_ns(match self.client_cpu_ns {
+                Some(c) if self.count > 0 => c as f64 / self.count as f64,
+                _ => f64::NAN,
+            }),
+            self.background_cores(),
             self.errors,
         )
     }
@@ -220,22 +243,42 @@ struct TaskOut {
     session_ns: u64,
 }
 
-/// Measures the window: warm-up, then `duration` with the server's CPU time sampled at both
-/// ends. Returns the window length and the server CPU time used in it.
-async fn window(o: &LoadOpts, phase: &AtomicU8) -> (f64, Option<u64>) {
+/// CPU readings at one instant: server, this process, the whole machine.
+#[derive(Clone, Copy)]
+struct CpuSnap {
+    server: Option<u64>,
+    client: Option<u64>,
+    system: Option<u64>,
+}
+
+impl CpuSnap {
+    fn take(pid: Option<u32>) -> CpuSnap {
+        CpuSnap {
+            server: cpu(pid),
+            client: procfs::cpu_time_ns(std::process::id()).ok(),
+            system: procfs::system_cpu_ns().ok().map(|(busy, _)| busy),
+        }
+    }
+
+    /// Stores `later - self` into `res`.
+    fn store_delta(&self, later: &CpuSnap, res: &mut LoadResult) {
+        let d = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
+        res.server_cpu_ns = d(self.server, later.server);
+        res.client_cpu_ns = d(self.client, later.client);
+        res.system_busy_ns = d(self.system, later.system);
+    }
+}
+
+/// Measures the window: warm-up, then `duration` with CPU times sampled at both ends.
+async fn window(o: &LoadOpts, phase: &AtomicU8, res: &mut LoadResult) {
     tokio::time::sleep(o.warmup).await;
-    let cpu0 = cpu(o.server_pid);
+    let before = CpuSnap::take(o.server_pid);
     let t0 = Instant::now();
     phase.store(MEASURE, Relaxed);
     tokio::time::sleep(o.duration).await;
     phase.store(STOP, Relaxed);
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu1 = cpu(o.server_pid);
-    let used = match (cpu0, cpu1) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
-    };
-    (secs, used)
+    res.secs = t0.elapsed().as_secs_f64();
+    CpuSnap::take(o.server_pid).store_delta(&before, res);
 }
 
 /// Collects the tasks' reports, giving up on stragglers after `DRAIN_TIMEOUT`.
@@ -323,9 +366,7 @@ async fn echo(o: LoadOpts) -> io::Result<LoadResult> {
             t
         });
     }
-    let (secs, cpu) = window(&o, &phase).await;
-    res.secs = secs;
-    res.server_cpu_ns = cpu;
+    window(&o, &phase, &mut res).await;
     collect(&mut set, &mut res).await;
     Ok(res)
 }
@@ -465,9 +506,7 @@ async fn pipeline(o: LoadOpts) -> io::Result<LoadResult> {
         })
     };
 
-    let (secs, cpu) = window(&o, &phase).await;
-    res.secs = secs;
-    res.server_cpu_ns = cpu;
+    window(&o, &phase, &mut res).await;
     let (w, r) = tokio::time::timeout(DRAIN_TIMEOUT, async { (writer.await, reader_task.await) })
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "pipelined run did not drain"))?;
@@ -553,9 +592,7 @@ async fn handshakes(o: LoadOpts) -> io::Result<LoadResult> {
             t
         });
     }
-    let (secs, cpu) = window(&o, &phase).await;
-    res.secs = secs;
-    res.server_cpu_ns = cpu;
+    window(&o, &phase, &mut res).await;
     collect(&mut set, &mut res).await;
     // Sessions were recorded by the tasks themselves; drop the per-task placeholder durations.
     res.k6 = k6.lock().map(|k| k.clone()).unwrap_or_default();
@@ -698,7 +735,7 @@ async fn k6(s: K6Scenario) -> io::Result<LoadResult> {
     let mut res = LoadResult::empty();
     let start = tokio::time::Instant::now();
     let end = start + s.duration;
-    let cpu0 = cpu(s.server_pid);
+    let before = CpuSnap::take(s.server_pid);
     let mut seeds = Rng::from_entropy();
     let payload: Arc<[u8]> = make_payload(s.size, true, &mut Rng::from_entropy()).into();
     let mut set = JoinSet::new();
@@ -784,9 +821,6 @@ async fn k6(s: K6Scenario) -> io::Result<LoadResult> {
     }
     res.secs = start.elapsed().as_secs_f64();
     res.count = res.k6.msgs_received;
-    res.server_cpu_ns = match (cpu0, cpu(s.server_pid)) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
-    };
+    CpuSnap::take(s.server_pid).store_delta(&before, &mut res);
     Ok(res)
 }

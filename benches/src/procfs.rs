@@ -99,6 +99,41 @@ pub fn raise_nofile(want: u64) -> u64 {
     }
 }
 
+/// System-wide CPU time from the first line of `/proc/stat`: `(busy, total)` in nanoseconds,
+/// where busy counts user, nice, system, irq, softirq and steal (time the hypervisor gave to
+/// someone else), and total adds idle and iowait.
+pub fn system_cpu_ns() -> io::Result<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat")?;
+    let line = s
+        .lines()
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "empty /proc/stat"))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    if v.len() < 8 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "short /proc/stat",
+        ));
+    }
+    let busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    let total = busy + v[3] + v[4];
+    let ns = 1_000_000_000 / clk_tck();
+    Ok((busy * ns, total * ns))
+}
+
+/// The 1-minute load average.
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

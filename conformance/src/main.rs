@@ -2,7 +2,7 @@
 //! the results against `conformance/expected-results.json`.
 //!
 //! `cargo run --release -p conformance -- [--cases GLOB]... [--role server|client|both]
-//! [--update-expected] [--timeout SECS]`
+//! [--update-expected] [--deflate] [--timeout SECS]`
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,13 +27,16 @@ usage: cargo run --release -p conformance -- [OPTIONS]
   --cases GLOB        run only matching case ids (`*` wildcard, repeatable, comma-separated)
   --role ROLE         server, client or both (default both)
   --update-expected   rewrite conformance/expected-results.json from this run's results
-  --timeout SECS      time limit for each role's kosoku run (default 100)
+  --deflate           let the testees negotiate permessage-deflate (ws-tokio's default
+                      settings); without it they do not, and 12.x/13.x report UNIMPLEMENTED
+  --timeout SECS      time limit for each role's kosoku run (default 100, 900 with --deflate)
   -h, --help          this text";
 
 struct Args {
     patterns: Vec<String>,
     roles: Vec<Role>,
     update_expected: bool,
+    deflate: bool,
     timeout: Duration,
 }
 
@@ -41,7 +44,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     let mut cases = Vec::new();
     let mut roles = Role::BOTH.to_vec();
     let mut update_expected = false;
-    let mut timeout = Duration::from_secs(100);
+    let mut deflate = false;
+    let mut timeout = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -66,6 +70,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 }
             }
             "--update-expected" => update_expected = true,
+            "--deflate" => deflate = true,
             "--timeout" => {
                 let v = value()?;
                 let secs: u64 = v
@@ -73,7 +78,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     .ok()
                     .filter(|s| *s > 0)
                     .ok_or_else(|| format!("--timeout {v:?}: not a positive number"))?;
-                timeout = Duration::from_secs(secs);
+                timeout = Some(Duration::from_secs(secs));
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -82,7 +87,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         patterns: glob::split_patterns(&cases),
         roles,
         update_expected,
-        timeout,
+        deflate,
+        timeout: timeout.unwrap_or(Duration::from_secs(if deflate { 900 } else { 100 })),
     }))
 }
 
@@ -125,7 +131,8 @@ impl RoleRun {
 }
 
 /// Server role: the echo server in this process, kosoku `fuzzingclient` against it.
-async fn run_server_role(run: &mut RoleRun, exe: &Path, patterns: &[String], limit: Duration) {
+async fn run_server_role(run: &mut RoleRun, exe: &Path, args: &Args) {
+    let (patterns, limit) = (&args.patterns, args.timeout);
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
         Ok(l) => l,
         Err(e) => {
@@ -140,11 +147,12 @@ async fn run_server_role(run: &mut RoleRun, exe: &Path, patterns: &[String], lim
             return;
         }
     };
-    let server = tokio::spawn(testee::serve(listener));
-    let args = kosoku::fuzzingclient_args(&addr.to_string(), patterns, PARALLELISM, &run.dir);
+    let server = tokio::spawn(testee::serve(listener, testee::testee_config(args.deflate)));
+    let kosoku_args =
+        kosoku::fuzzingclient_args(&addr.to_string(), patterns, PARALLELISM, &run.dir);
     println!("server role: echo server on ws://{addr}, kosoku fuzzingclient -p {PARALLELISM}");
     let start = Instant::now();
-    match kosoku::spawn(exe, &args, &run.log) {
+    match kosoku::spawn(exe, &kosoku_args, &run.log) {
         Ok(mut child) => {
             if kosoku::wait_or_kill(&mut child, limit).await.is_none() {
                 run.error = Some(format!("kosoku killed after {} s", limit.as_secs()));
@@ -157,8 +165,11 @@ async fn run_server_role(run: &mut RoleRun, exe: &Path, patterns: &[String], lim
     run.load(None);
 }
 
-/// Client role: kosoku `fuzzingserver` on a free port, the echo client in this process.
-async fn run_client_role(run: &mut RoleRun, exe: &Path, patterns: &[String], limit: Duration) {
+/// Client role: kosoku `fuzzingserver` on a free port, the echo client in this process. The
+/// client stops starting cases shortly before the time limit so that kosoku still writes a
+/// (partial) report.
+async fn run_client_role(run: &mut RoleRun, exe: &Path, args: &Args) {
+    let (patterns, limit) = (&args.patterns, args.timeout);
     let port = match kosoku::free_port() {
         Ok(p) => p,
         Err(e) => {
@@ -167,11 +178,11 @@ async fn run_client_role(run: &mut RoleRun, exe: &Path, patterns: &[String], lim
         }
     };
     let bind = format!("127.0.0.1:{port}");
-    let args = kosoku::fuzzingserver_args(&bind, patterns, &run.dir);
+    let kosoku_args = kosoku::fuzzingserver_args(&bind, patterns, &run.dir);
     println!("client role: kosoku fuzzingserver on ws://{bind}, echo client agent {AGENT:?}");
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
-    let mut child = match kosoku::spawn(exe, &args, &run.log) {
+    let mut child = match kosoku::spawn(exe, &kosoku_args, &run.log) {
         Ok(c) => c,
         Err(e) => {
             run.error = Some(e);
@@ -179,7 +190,13 @@ async fn run_client_role(run: &mut RoleRun, exe: &Path, patterns: &[String], lim
         }
     };
     let base = format!("ws://{bind}");
-    let client = testee::run_client(&base, AGENT, ClientOptions::default());
+    let margin = (limit / 10).min(Duration::from_secs(10));
+    let options = ClientOptions {
+        config: testee::testee_config(args.deflate),
+        deadline: Some(deadline - margin),
+        ..ClientOptions::default()
+    };
+    let client = testee::run_client(&base, AGENT, options);
     tokio::pin!(client);
     let outcome = tokio::select! {
         r = &mut client => r,
@@ -280,8 +297,9 @@ fn print_comparison(run: &RoleRun, cmp: &Comparison) {
     }
     if let Some(s) = &run.client {
         println!(
-            "{role} testee: {} cases run, {} ended in an error, {} failed to connect, {} timed out",
-            s.case_count, s.case_errors, s.connect_errors, s.timeouts
+            "{role} testee: {} cases announced, {} ended in an error, {} failed to connect, \
+             {} timed out, {} skipped at the deadline",
+            s.case_count, s.case_errors, s.connect_errors, s.timeouts, s.skipped
         );
     }
     if cmp.count_ok() {
@@ -302,7 +320,24 @@ fn print_comparison(run: &RoleRun, cmp: &Comparison) {
             }
         );
     }
-    for (i, ch) in cmp.regressions.iter().enumerate() {
+    let missing: Vec<String> = cmp
+        .regressions
+        .iter()
+        .filter(|ch| ch.actual == Outcome::Missing)
+        .map(|ch| ch.id.to_string())
+        .collect();
+    if !missing.is_empty() {
+        println!(
+            "{role} REGRESSION: {} selected case(s) missing from the report: {}",
+            missing.len(),
+            missing.join(" ")
+        );
+    }
+    let worse = cmp
+        .regressions
+        .iter()
+        .filter(|ch| ch.actual != Outcome::Missing);
+    for (i, ch) in worse.enumerate() {
         let case = run.report.as_ref().and_then(|r| r.cases.get(&ch.id));
         let raw = case.map_or(String::new(), |c| {
             format!(
@@ -399,10 +434,11 @@ fn run(args: Args) -> Result<bool, String> {
     let exe = kosoku::ensure_venv(&target.join("conformance-venv"))?;
     let root = fresh_dir(&target.join("conformance-reports"))?;
     println!(
-        "kosoku {} from {}; {} case(s) selected; reports in {}",
+        "kosoku {} from {}; {} case(s) selected; testees {} permessage-deflate; reports in {}",
         kosoku::KOSOKU_VERSION,
         exe.display(),
         selected.len(),
+        if args.deflate { "with" } else { "without" },
         root.display()
     );
 
@@ -415,8 +451,8 @@ fn run(args: Args) -> Result<bool, String> {
         let mut r = RoleRun::new(*role, &root);
         runtime.block_on(async {
             match role {
-                Role::Server => run_server_role(&mut r, &exe, &args.patterns, args.timeout).await,
-                Role::Client => run_client_role(&mut r, &exe, &args.patterns, args.timeout).await,
+                Role::Server => run_server_role(&mut r, &exe, &args).await,
+                Role::Client => run_client_role(&mut r, &exe, &args).await,
             }
         });
         println!("{} role done in {}", role, secs(r.wall));

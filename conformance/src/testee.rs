@@ -8,13 +8,17 @@ use ws_tokio::{Config, Message, WebSocket};
 
 /// Settings for the testees: limits far above what the suite sends (its largest message is
 /// 16 MiB, its longest fragment run 65 536 frames) and no keepalive pings, which the suite
-/// would count as unexpected traffic.
-pub fn testee_config() -> Config {
+/// would count as unexpected traffic. With `deflate`, permessage-deflate keeps `ws-tokio`'s
+/// default settings (offered by the client, accepted by the server); without, it is disabled.
+pub fn testee_config(deflate: bool) -> Config {
     let mut config = Config::default();
     config.limits.max_frame_size = 64 << 20;
     config.limits.max_message_size = 64 << 20;
     config.limits.max_fragments = 1_000_000;
     config.ping_interval = None;
+    if !deflate {
+        config.compression = None;
+    }
     config
 }
 
@@ -38,7 +42,7 @@ where
 }
 
 /// Accepts connections on `listener` forever, echoing on each one in its own task.
-pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<()> {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -50,7 +54,7 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
         };
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            if let Ok(mut ws) = ws_tokio::accept_with_config(stream, testee_config()).await {
+            if let Ok(mut ws) = ws_tokio::accept_with_config(stream, config).await {
                 let _ = echo(&mut ws).await;
             }
         });
@@ -69,17 +73,24 @@ fn is_transient(e: &std::io::Error) -> bool {
 /// Tuning of [`run_client`].
 #[derive(Debug, Clone, Copy)]
 pub struct ClientOptions {
+    /// Connection settings for the cases.
+    pub config: Config,
     /// How long to retry the first connection while the fuzzing server starts.
     pub startup_timeout: Duration,
     /// Longest time one case may take before the client gives up on it.
     pub case_timeout: Duration,
+    /// When set, no case starts after this instant and a running one is abandoned at it; the
+    /// reports are then written for the cases run so far.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
+            config: testee_config(false),
             startup_timeout: Duration::from_secs(20),
-            case_timeout: Duration::from_secs(30),
+            case_timeout: Duration::from_secs(60),
+            deadline: None,
         }
     }
 }
@@ -93,8 +104,10 @@ pub struct ClientSummary {
     pub connect_errors: u32,
     /// Cases that ended with an error (often the expected outcome of a fuzzing case).
     pub case_errors: u32,
-    /// Cases abandoned after [`ClientOptions::case_timeout`].
+    /// Cases abandoned after [`ClientOptions::case_timeout`] or at the deadline.
     pub timeouts: u32,
+    /// Cases not started because the deadline had passed.
+    pub skipped: u32,
 }
 
 /// Percent-encodes `s` for a URL query value.
@@ -141,13 +154,13 @@ pub async fn case_count(base: &str, startup_timeout: Duration) -> Result<u32, St
 }
 
 /// Runs case number `case` (1-based): echoes until the fuzzing server closes.
-pub async fn run_case(base: &str, case: u32, agent: &str) -> Result<u64, String> {
+pub async fn run_case(base: &str, case: u32, agent: &str, config: Config) -> Result<u64, String> {
     let url = format!(
         "{}/runCase?case={case}&agent={}",
         base.trim_end_matches('/'),
         query_encode(agent)
     );
-    let mut ws = ws_tokio::connect_with_config(&url, testee_config())
+    let mut ws = ws_tokio::connect_with_config(&url, config)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     echo(&mut ws).await.map_err(|e| e.to_string())
@@ -172,7 +185,7 @@ pub async fn update_reports(base: &str, agent: &str) -> Result<(), String> {
 }
 
 /// Runs every case the fuzzing server at `base` (`ws://host:port`) announces, one after the
-/// other, then has it write the reports.
+/// other (up to the deadline, if any), then has it write the reports.
 pub async fn run_client(
     base: &str,
     agent: &str,
@@ -183,7 +196,17 @@ pub async fn run_client(
         ..ClientSummary::default()
     };
     for case in 1..=summary.case_count {
-        match tokio::time::timeout(options.case_timeout, run_case(base, case, agent)).await {
+        let mut limit = options.case_timeout;
+        if let Some(deadline) = options.deadline {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                summary.skipped = summary.case_count - case + 1;
+                break;
+            }
+            limit = limit.min(left);
+        }
+        let run = run_case(base, case, agent, options.config);
+        match tokio::time::timeout(limit, run).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) if e.starts_with("connect:") => summary.connect_errors += 1,
             Ok(Err(_)) => summary.case_errors += 1,

@@ -2,19 +2,28 @@
 //! `HeadScanner` finds the same head length incrementally as in one scan (and as a reference
 //! search), `parse_request` gives the same result on either, respects its limits, and grows
 //! monotonically with the header array. An accepted request answered with `write_accept` is
-//! accepted by `parse_response`; a refused one answered with `write_reject` is refused.
+//! accepted by `parse_response`; a refused one answered with `write_reject` is refused. A
+//! request rewritten from an accepted one with `write_request` parses to the same values.
 #![no_main]
 
 use httparse::EMPTY_HEADER;
 use libfuzzer_sys::fuzz_target;
 use ws_proto::handshake::{
-    Accept, accept_key, parse_request, parse_response, reject_status, write_accept, write_reject,
+    Accept, ClientRequest, accept_key, parse_request, parse_response, reject_status, write_accept,
+    write_reject, write_request,
 };
 use ws_proto::{Error, HandshakeError, Limit};
 use ws_proto_fuzz::{scan_head, split_schedule};
 
-const LIMIT: usize = 1024;
+const LIMIT: usize = 512;
 const HEADERS: usize = 8;
+
+/// An RFC 7230 token.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
 
 /// A comparable summary of a parse result.
 fn summary(r: &Result<ws_proto::handshake::Request<'_, '_>, Error>) -> Result<Vec<u8>, Error> {
@@ -75,13 +84,41 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!e.is_empty() && e.trim_matches([' ', '\t']) == e);
             }
 
+            let tokens: Vec<&str> = req.protocols().filter(|p| is_token(p)).collect();
+            let extension = req.extensions().next();
+
+            // The same request written by a client parses to the same values.
+            let client = ClientRequest {
+                host: req.host(),
+                path: req.path(),
+                key,
+                protocols: &tokens,
+                extensions: extension,
+                extra_headers: &[],
+            };
+            let mut written = [0u8; 2048];
+            let visible = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+            match write_request(&mut written, &client) {
+                Ok(len) => {
+                    let mut wh = [EMPTY_HEADER; 16];
+                    let again = parse_request(&written[..len], &mut wh)
+                        .expect("server refuses a request written by write_request");
+                    assert_eq!(
+                        (again.host(), again.path(), again.key()),
+                        (req.host(), req.path(), key)
+                    );
+                    assert!(again.protocols().eq(tokens.iter().copied()));
+                    assert_eq!(again.extensions().next(), extension);
+                }
+                Err(e) => {
+                    assert_eq!(e, Error::Handshake(HandshakeError::MalformedHttp));
+                    assert!(!visible(req.host()) || !visible(req.path()), "{client:?}");
+                }
+            }
+
             // Accept with the first offered protocol that is a token and the first extension
             // offer: the client must take the answer.
-            let protocol = req.protocols().find(|p| {
-                p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-            });
-            let extension = req.extensions().next();
+            let protocol = tokens.first().copied();
             let accept = Accept {
                 protocol,
                 extensions: extension,

@@ -11,7 +11,7 @@ use ws_proto::handshake::{Response, accept_key, parse_response};
 use ws_proto::{Error, HandshakeError, Limit};
 use ws_proto_fuzz::{scan_head, split_schedule};
 
-const LIMIT: usize = 1024;
+const LIMIT: usize = 512;
 const HEADERS: usize = 8;
 const KEY: &[u8] = b"dGhlIHNhbXBsZSBub25jZQ==";
 const OTHER_KEY: &[u8] = b"AAAAAAAAAAAAAAAAAAAAAA==";

@@ -9,8 +9,8 @@ use ws_proto::mask::{apply_mask, apply_mask_naive};
 #[derive(Arbitrary, Debug)]
 struct Input {
     key: [u8; 4],
-    /// Payload byte number of the first byte (any phase, and large frame offsets).
-    offset: u32,
+    /// Payload byte number of the first byte (any phase, up to `usize::MAX`).
+    offset: usize,
     /// Where to split the buffer in two.
     split: u16,
     /// Leading bytes before the buffer, to vary its alignment.
@@ -26,14 +26,13 @@ fuzz_target!(|input: Input| {
         align,
         data,
     } = input;
-    let offset = offset as usize;
     let pad = usize::from(align % 64);
     let n = data.len();
 
     let reference: Vec<u8> = data
         .iter()
         .enumerate()
-        .map(|(i, b)| b ^ key[(offset + i) % 4])
+        .map(|(i, b)| b ^ key[offset.wrapping_add(i) % 4])
         .collect();
 
     let mut naive = data.clone();
@@ -62,7 +61,7 @@ fuzz_target!(|input: Input| {
     let mut pieces = data.clone();
     let (a, b) = pieces.split_at_mut(s);
     apply_mask(a, key, offset);
-    apply_mask(b, key, offset + s);
+    apply_mask(b, key, offset.wrapping_add(s));
     assert_eq!(pieces, reference, "split at {s}");
 
     // Only the phase of the offset matters.

@@ -298,6 +298,12 @@ impl Connection {
         })
     }
 
+    /// Reseeds the generator of masking keys (clients). A copy of a connection made to send
+    /// from another task must be reseeded, or it would repeat the original's keys.
+    pub fn set_mask_seed(&mut self, seed: u64) {
+        self.rng = seed;
+    }
+
     /// This side's role.
     pub fn role(&self) -> Role {
         self.role
@@ -717,12 +723,10 @@ impl Connection {
     /// Reacts to a complete control frame: queue the pong, or validate and answer a close.
     fn control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
         match opcode {
-            OpCode::Ping => {
-                if !self.close_sent {
-                    let mut b = CtrlBuf::EMPTY;
-                    b.set(payload);
-                    self.pong_out = Some(b);
-                }
+            OpCode::Ping if !self.close_sent => {
+                let mut b = CtrlBuf::EMPTY;
+                b.set(payload);
+                self.pong_out = Some(b);
             }
             OpCode::Pong => {}
             OpCode::Close => {

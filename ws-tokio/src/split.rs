@@ -158,16 +158,12 @@ pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(
 /// permessage-deflate the clone is kept, for its compressor: ws-proto has no way to reseed a
 /// clone's key generator.
 fn encoder(conn: &Connection) -> Connection {
+    let mut enc = conn.clone();
     let mut seed = [0u8; 8];
-    if conn.role() == Role::Client
-        && !conn.compression_enabled()
-        && getrandom::fill(&mut seed).is_ok()
-    {
-        if let Ok(c) = Connection::new(conn.role(), *conn.config(), u64::from_ne_bytes(seed)) {
-            return c;
-        }
+    if conn.role() == Role::Client && getrandom::fill(&mut seed).is_ok() {
+        enc.set_mask_seed(u64::from_ne_bytes(seed));
     }
-    conn.clone()
+    enc
 }
 
 struct SplitDriver<'a, S> {

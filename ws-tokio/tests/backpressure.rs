@@ -26,11 +26,9 @@ async fn send_stays_pending_and_the_buffer_stays_bounded() {
     // The peer does not read. Each send gets 50 ms; a send that times out may still have
     // queued its message (whole), but once the buffer is over the limit nothing more goes in.
     let mut timed_out = 0;
-    let mut seq = 0u32;
-    for _ in 0..100 {
+    for seq in 0..100u32 {
         let mut b = seq.to_be_bytes().to_vec();
         b.resize(MSG, seq as u8);
-        seq += 1;
         if tokio::time::timeout(Duration::from_millis(50), ws.send(Message::Binary(b)))
             .await
             .is_err()

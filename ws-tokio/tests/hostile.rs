@@ -18,12 +18,10 @@ async fn endless_fragments(cfg: Config, frame: Vec<u8>, max_frames: usize) -> (u
     let server = tokio::spawn(async move {
         let (tcp, _) = l.accept().await.unwrap();
         let mut ws = ws_tokio::accept_with_config(tcp, cfg).await.unwrap();
-        loop {
-            match ws.recv().await {
-                Some(Ok(m)) => panic!("no message can complete: {m:?}"),
-                Some(Err(e)) => return e,
-                None => panic!("clean end"),
-            }
+        match ws.recv().await {
+            Some(Ok(m)) => panic!("no message can complete: {m:?}"),
+            Some(Err(e)) => e,
+            None => panic!("clean end"),
         }
     });
     let mut tcp = TcpStream::connect(addr).await.unwrap();

@@ -113,9 +113,8 @@ async fn echo_across_halves() {
     let echo = tokio::spawn(async move {
         let mut s = s;
         while let Some(m) = s.recv().await {
-            match m.expect("echo") {
-                m @ (Message::Text(_) | Message::Binary(_)) => s.send(m).await.unwrap(),
-                _ => {}
+            if let m @ (Message::Text(_) | Message::Binary(_)) = m.expect("echo") {
+                s.send(m).await.unwrap();
             }
         }
     });

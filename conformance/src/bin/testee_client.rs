@@ -1,17 +1,27 @@
-//! Echo client testee for kosoku's `fuzzingserver` mode: `testee_client URL AGENT`.
+//! Echo client testee for kosoku's `fuzzingserver` mode: `testee_client URL AGENT [--deflate]`.
 
 use std::process::ExitCode;
 
-use conformance::testee::{ClientOptions, run_client};
+use conformance::testee::{ClientOptions, run_client, testee_config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, url, agent] = args.as_slice() else {
-        eprintln!("usage: testee_client URL AGENT   (e.g. ws://127.0.0.1:9001 ws-tokio)");
-        return ExitCode::from(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (url, agent, deflate) = match args.as_slice() {
+        [url, agent] => (url, agent, false),
+        [url, agent, flag] if flag == "--deflate" => (url, agent, true),
+        _ => {
+            eprintln!(
+                "usage: testee_client URL AGENT [--deflate]   (e.g. ws://127.0.0.1:9001 ws-tokio)"
+            );
+            return ExitCode::from(2);
+        }
     };
-    match run_client(url, agent, ClientOptions::default()).await {
+    let options = ClientOptions {
+        config: testee_config(deflate),
+        ..ClientOptions::default()
+    };
+    match run_client(url, agent, options).await {
         Ok(s) => {
             println!(
                 "ran {} cases ({} ended with an error, {} could not connect, {} timed out)",

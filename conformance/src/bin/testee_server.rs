@@ -1,13 +1,19 @@
-//! Echo server testee for kosoku's `fuzzingclient` mode: `testee_server ADDR`.
+//! Echo server testee for kosoku's `fuzzingclient` mode: `testee_server ADDR [--deflate]`.
 
 use std::process::ExitCode;
 
+use conformance::testee::{serve, testee_config};
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, addr] = args.as_slice() else {
-        eprintln!("usage: testee_server ADDR   (e.g. 127.0.0.1:9001)");
-        return ExitCode::from(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (addr, deflate) = match args.as_slice() {
+        [addr] => (addr, false),
+        [addr, flag] if flag == "--deflate" => (addr, true),
+        _ => {
+            eprintln!("usage: testee_server ADDR [--deflate]   (e.g. 127.0.0.1:9001)");
+            return ExitCode::from(2);
+        }
     };
     let listener = match tokio::net::TcpListener::bind(addr.as_str()).await {
         Ok(l) => l,
@@ -16,11 +22,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match listener.local_addr() {
-        Ok(a) => println!("echo server listening on ws://{a}"),
-        Err(_) => println!("echo server listening on ws://{addr}"),
-    }
-    match conformance::testee::serve(listener).await {
+    let shown = listener
+        .local_addr()
+        .map_or_else(|_| addr.clone(), |a| a.to_string());
+    println!("echo server listening on ws://{shown} (permessage-deflate: {deflate})");
+    match serve(listener, testee_config(deflate)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("accept failed: {e}");
