@@ -278,7 +278,7 @@ async fn window(o: &LoadOpts, phase: &AtomicU8, res: &mut LoadResult) {
     tokio::time::sleep(o.duration).await;
     phase.store(STOP, Relaxed);
     res.secs = t0.elapsed().as_secs_f64();
-    CpuSnap::take(o.server_pid).store_delta(&before, res);
+    before.store_delta(&CpuSnap::take(o.server_pid), res);
 }
 
 /// Collects the tasks' reports, giving up on stragglers after `DRAIN_TIMEOUT`.
@@ -821,6 +821,6 @@ async fn k6(s: K6Scenario) -> io::Result<LoadResult> {
     }
     res.secs = start.elapsed().as_secs_f64();
     res.count = res.k6.msgs_received;
-    CpuSnap::take(s.server_pid).store_delta(&before, &mut res);
+    before.store_delta(&CpuSnap::take(s.server_pid), &mut res);
     Ok(res)
 }

@@ -116,16 +116,24 @@ impl RoleRun {
         }
     }
 
+    fn note(&mut self, e: String) {
+        self.error = Some(match self.error.take() {
+            Some(prev) => format!("{prev}; {e}"),
+            None => e,
+        });
+    }
+
+    /// kosoku exits with 0 when every case passed and 1 when some did not; anything else is
+    /// a crash or a usage error.
+    fn check_status(&mut self, status: std::process::ExitStatus) {
+        if !matches!(status.code(), Some(0 | 1)) {
+            self.note(format!("kosoku exited with {status}"));
+        }
+    }
+
     fn load(&mut self, agent: Option<&str>) {
-        match report::load_index(&self.dir, agent) {
-            Ok(r) => self.report = Some(r),
-            Err(e) => {
-                let e = format!("no usable report: {e}");
-                self.error = Some(match self.error.take() {
-                    Some(prev) => format!("{prev}; {e}"),
-                    None => e,
-                });
-            }
+        if let Err(e) = report::load_index(&self.dir, agent).map(|r| self.report = Some(r)) {
+            self.note(format!("no usable report: {e}"));
         }
     }
 }
@@ -153,12 +161,14 @@ async fn run_server_role(run: &mut RoleRun, exe: &Path, args: &Args) {
     println!("server role: echo server on ws://{addr}, kosoku fuzzingclient -p {PARALLELISM}");
     let start = Instant::now();
     match kosoku::spawn(exe, &kosoku_args, &run.log) {
-        Ok(mut child) => {
-            if kosoku::wait_or_kill(&mut child, limit).await.is_none() {
-                run.error = Some(format!("kosoku killed after {} s", limit.as_secs()));
-            }
-        }
-        Err(e) => run.error = Some(e),
+        Ok(mut child) => match kosoku::wait_or_kill(&mut child, limit).await {
+            Some(status) => run.check_status(status),
+            None => run.note(format!(
+                "kosoku killed after {} s (it writes its report only at the end)",
+                limit.as_secs()
+            )),
+        },
+        Err(e) => run.note(e),
     }
     run.wall = start.elapsed();
     server.abort();
@@ -203,19 +213,21 @@ async fn run_client_role(run: &mut RoleRun, exe: &Path, args: &Args) {
         status = child.wait() => Err(format!("kosoku exited before the client finished ({status:?})")),
         _ = tokio::time::sleep_until(deadline) => Err(format!("client not done after {} s", limit.as_secs())),
     };
-    match outcome {
-        Ok(summary) => run.client = Some(summary),
-        Err(e) => run.error = Some(e),
-    }
-    let left = deadline
-        .saturating_duration_since(tokio::time::Instant::now())
-        .max(Duration::from_secs(5));
-    if kosoku::wait_or_kill(&mut child, left).await.is_none() {
-        let e = "kosoku killed: it did not exit after /updateReports".to_owned();
-        run.error = Some(match run.error.take() {
-            Some(prev) => format!("{prev}; {e}"),
-            None => e,
-        });
+    let left = match outcome {
+        Ok(summary) => {
+            run.client = Some(summary);
+            deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(Duration::from_secs(5))
+        }
+        Err(e) => {
+            run.note(e);
+            Duration::from_secs(2)
+        }
+    };
+    match kosoku::wait_or_kill(&mut child, left).await {
+        Some(status) => run.check_status(status),
+        None => run.note("kosoku killed: it had not written its report".to_owned()),
     }
     run.wall = start.elapsed();
     run.load(Some(AGENT));
