@@ -137,13 +137,11 @@ fn exchange(tx: &mut Driver, rx: &mut Driver, role: Role, msgs: &[Msg], reads: &
             let op = if i == 0 { first } else { OpCode::Continuation };
             let fin = i + 1 == frags.len();
             send_frame(tx, role, op, fin, frag, msg, &mut wire);
-            if i == 0 && !fin {
-                if let Some(p) = &msg.ping_inside {
-                    let p = truncate_ping(p);
-                    send_frame(tx, role, OpCode::Ping, true, p, msg, &mut wire);
-                    expected_rx.push(Item::Ping(p.to_vec()));
-                    expected_tx.push(Item::Pong(p.to_vec()));
-                }
+            if let (0, false, Some(p)) = (i, fin, &msg.ping_inside) {
+                let p = truncate_ping(p);
+                send_frame(tx, role, OpCode::Ping, true, p, msg, &mut wire);
+                expected_rx.push(Item::Ping(p.to_vec()));
+                expected_tx.push(Item::Pong(p.to_vec()));
             }
         }
         expected_rx.push(Item::Message(kind, bytes.to_vec()));

@@ -410,10 +410,8 @@ impl Driver {
                     assert_eq!(self.conn.state(), State::Closed);
                     assert_eq!(self.conn.error(), Some(e));
                     assert!(self.done.is_none());
-                    if !close_sent_before {
-                        if let Some(c) = e.close_code() {
-                            self.expected_close = Some(c.0.to_be_bytes().to_vec());
-                        }
+                    if let (false, Some(c)) = (close_sent_before, e.close_code()) {
+                        self.expected_close = Some(c.0.to_be_bytes().to_vec());
                     }
                     self.message = None;
                     self.assembler.clear();

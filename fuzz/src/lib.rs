@@ -145,13 +145,17 @@ impl Utf8Prefix {
     }
 }
 
+/// The head is longer than the limit allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadTooLong;
+
 /// Reference for [`ws_proto::handshake::HeadScanner`]: the head length when `"\r\n\r\n"` ends
 /// within the first `limit` bytes, `Err` when more than `limit` bytes hold no terminator there.
-pub fn reference_head_len(bytes: &[u8], limit: usize) -> Result<Option<usize>, ()> {
+pub fn reference_head_len(bytes: &[u8], limit: usize) -> Result<Option<usize>, HeadTooLong> {
     let window = &bytes[..bytes.len().min(limit)];
     match window.windows(4).position(|w| w == b"\r\n\r\n") {
         Some(i) => Ok(Some(i + 4)),
-        None if bytes.len() > limit => Err(()),
+        None if bytes.len() > limit => Err(HeadTooLong),
         None => Ok(None),
     }
 }
@@ -168,7 +172,7 @@ pub fn scan_head(bytes: &[u8], schedule: &[u8], limit: usize) -> Option<usize> {
     let whole = HeadScanner::new(limit).scan(bytes);
     match (&whole, reference) {
         (Ok(got), Ok(want)) => assert_eq!(*got, want, "head length (one scan)"),
-        (Err(e), Err(())) => assert_eq!(*e, Error::LimitExceeded(Limit::HeaderBytes)),
+        (Err(e), Err(HeadTooLong)) => assert_eq!(*e, Error::LimitExceeded(Limit::HeaderBytes)),
         (got, want) => panic!("one scan gave {got:?}, expected {want:?}"),
     }
 

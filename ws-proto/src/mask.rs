@@ -1,7 +1,7 @@
 //! XOR masking (RFC 6455 section 5.3).
 //!
 //! [`apply_mask`] rotates the key to the phase of the first byte, then XORs whole blocks of
-//! [`BLOCK`] bytes against a pre-expanded key pattern; LLVM turns that loop into plain vector
+//! `BLOCK` bytes against a pre-expanded key pattern; LLVM turns that loop into plain vector
 //! loads, XORs and stores. On x86-64 the same loop is also compiled for AVX2 and picked at run
 //! time when the CPU supports it (detected with `cpuid`, so it works without `std`).
 
