@@ -668,6 +668,7 @@ impl Connection {
     ) -> Result<(), Error> {
         self.begin_send(opcode, true, payload.len())?;
         let mask = self.next_mask();
+        #[cfg_attr(not(feature = "deflate"), allow(unused_mut))]
         let mut rsv = 0;
         #[cfg(feature = "deflate")]
         if !opcode.is_control() && opcode != OpCode::Continuation {

@@ -1,12 +1,9 @@
 //! XOR masking (RFC 6455 section 5.3).
 //!
-//! [`apply_mask`] rotates the key to the phase of the first byte, then XORs whole blocks of
-//! `BLOCK` bytes against a pre-expanded key pattern; LLVM turns that loop into plain vector
-//! loads, XORs and stores. On x86-64 the same loop is also compiled for AVX2 and picked at run
-//! time when the CPU supports it (detected with `cpuid`, so it works without `std`).
-
-/// Bytes processed per loop iteration; a multiple of 4, so every block starts at key phase 0.
-const BLOCK: usize = 64;
+//! [`apply_mask`] rotates the key to the phase of the first byte and widens it to a `u64`, then
+//! XORs the buffer 8 bytes at a time; LLVM turns that loop into unrolled vector loads, XORs and
+//! stores. On x86-64 the same loop is also compiled for AVX2 and picked at run time when the CPU
+//! supports it (detected with `cpuid`, so it works without `std`).
 
 /// Buffers shorter than this skip the run-time CPU dispatch.
 #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2"), not(miri)))]
@@ -17,8 +14,9 @@ const DISPATCH_MIN: usize = 128;
 ///
 /// Masking is its own inverse: the same call masks and unmasks.
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    let mut key = key;
-    key.rotate_left(offset & 3);
+    // Rotate so that `key[0]` applies to `buf[0]`; the byte order of `u32` cancels out.
+    let shift = 8 * (offset & 3) as u32;
+    let key = u32::from_le_bytes(key).rotate_right(shift).to_le_bytes();
 
     #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2"), not(miri)))]
     if buf.len() >= DISPATCH_MIN && cpu::has_avx2() {
@@ -27,7 +25,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
         return;
     }
 
-    mask_blocks(buf, key);
+    mask_words(buf, key);
 }
 
 /// The obvious byte loop; reference for tests and fuzzing.
@@ -39,28 +37,29 @@ pub fn apply_mask_naive(buf: &mut [u8], key: [u8; 4], offset: usize) {
 
 /// Masks `buf` with a key already rotated so that `key[0]` applies to `buf[0]`.
 #[inline(always)]
-fn mask_blocks(buf: &mut [u8], key: [u8; 4]) {
-    let pattern: [u8; BLOCK] = core::array::from_fn(|i| key[i & 3]);
-    let mut blocks = buf.chunks_exact_mut(BLOCK);
-    for block in &mut blocks {
-        for (b, k) in block.iter_mut().zip(&pattern) {
-            *b ^= *k;
+fn mask_words(buf: &mut [u8], key: [u8; 4]) {
+    // Two copies of the key; 8 is a multiple of 4, so every word starts at key phase 0.
+    let half = u64::from(u32::from_ne_bytes(key));
+    let wide = half | (half << 32);
+    let mut words = buf.chunks_exact_mut(8);
+    for word in &mut words {
+        if let Ok(word) = <&mut [u8; 8]>::try_from(word) {
+            *word = (u64::from_ne_bytes(*word) ^ wide).to_ne_bytes();
         }
     }
-    // The remainder starts at a multiple of `BLOCK`, hence at key phase 0 as well.
-    for (b, k) in blocks.into_remainder().iter_mut().zip(&pattern) {
-        *b ^= *k;
+    for (i, b) in words.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i & 3];
     }
 }
 
-/// [`mask_blocks`] compiled with AVX2 enabled (32-byte vectors instead of 16).
+/// [`mask_words`] compiled with AVX2 enabled (32-byte vectors instead of 16).
 ///
 /// # Safety
 /// The CPU must support AVX2.
 #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2"), not(miri)))]
 #[target_feature(enable = "avx2")]
 unsafe fn mask_avx2(buf: &mut [u8], key: [u8; 4]) {
-    mask_blocks(buf, key);
+    mask_words(buf, key);
 }
 
 /// Run-time CPU feature detection that works without `std`.
@@ -143,7 +142,7 @@ mod tests {
 
     #[test]
     fn matches_naive_for_small_offsets_and_lengths() {
-        let max_len = if cfg!(miri) { 80 } else { 200 };
+        let max_len = if cfg!(miri) { 70 } else { 200 };
         for key in KEYS {
             for offset in 0..8 {
                 for len in 0..max_len {
@@ -187,7 +186,7 @@ mod tests {
             let mut key = KEYS[1];
             apply_mask_naive(&mut slow, key, offset);
             key.rotate_left(offset & 3);
-            mask_blocks(&mut fast, key);
+            mask_words(&mut fast, key);
             assert_eq!(fast, slow);
         }
     }
