@@ -26,7 +26,8 @@ usage: cargo run --release -p conformance -- [OPTIONS]
 
   --cases GLOB        run only matching case ids (`*` wildcard, repeatable, comma-separated)
   --role ROLE         server, client or both (default both)
-  --update-expected   rewrite conformance/expected-results.json from this run's results
+  --expected FILE     expectations file (default conformance/expected-results.json)
+  --update-expected   rewrite the expectations file from this run's results
   --deflate           let the testees negotiate permessage-deflate (ws-tokio's default
                       settings); without it they do not, and 12.x/13.x report UNIMPLEMENTED
   --timeout SECS      time limit for each role's kosoku run (default 100, 900 with --deflate)
@@ -35,6 +36,7 @@ usage: cargo run --release -p conformance -- [OPTIONS]
 struct Args {
     patterns: Vec<String>,
     roles: Vec<Role>,
+    expected: Option<PathBuf>,
     update_expected: bool,
     deflate: bool,
     timeout: Duration,
@@ -43,6 +45,7 @@ struct Args {
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
     let mut cases = Vec::new();
     let mut roles = Role::BOTH.to_vec();
+    let mut expected = None;
     let mut update_expected = false;
     let mut deflate = false;
     let mut timeout = None;
@@ -69,6 +72,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     other => return Err(format!("--role {other:?}: use server, client or both")),
                 }
             }
+            "--expected" => expected = Some(PathBuf::from(value()?)),
             "--update-expected" => update_expected = true,
             "--deflate" => deflate = true,
             "--timeout" => {
@@ -86,6 +90,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     Ok(Some(Args {
         patterns: glob::split_patterns(&cases),
         roles,
+        expected,
         update_expected,
         deflate,
         timeout: timeout.unwrap_or(Duration::from_secs(if deflate { 900 } else { 100 })),
@@ -374,11 +379,24 @@ fn print_comparison(run: &RoleRun, cmp: &Comparison) {
             print!("{}", d.summary);
         }
     }
+    let mut improved: BTreeMap<(Outcome, Outcome), Vec<String>> = BTreeMap::new();
     for ch in &cmp.improvements {
+        improved
+            .entry((ch.expected, ch.actual))
+            .or_default()
+            .push(ch.id.to_string());
+    }
+    for ((was, now), ids) in &improved {
         println!(
-            "{role} improvement {}: expected {}, got {} (update conformance/expected-results.json, \
-             e.g. with --update-expected)",
-            ch.id, ch.expected, ch.actual
+            "{role} improvement: {} case(s) expected {was}, now {now}: {}",
+            ids.len(),
+            ids.join(" ")
+        );
+    }
+    if !improved.is_empty() {
+        println!(
+            "{role} improvements are not failures: consider updating the expectations \
+             (--update-expected, then give each remaining exception a reason)"
         );
     }
     if run.report.is_some() {
@@ -427,7 +445,10 @@ fn fresh_dir(parent: &Path) -> Result<PathBuf, String> {
 fn run(args: Args) -> Result<bool, String> {
     let started = Instant::now();
     let (crate_dir, target) = workspace_dirs();
-    let expected_path = crate_dir.join("expected-results.json");
+    let expected_path = args
+        .expected
+        .clone()
+        .unwrap_or_else(|| crate_dir.join("expected-results.json"));
     let text = std::fs::read_to_string(&expected_path)
         .map_err(|e| format!("{}: {e}", expected_path.display()))?;
     let mut expected: Expected =
@@ -583,7 +604,15 @@ mod tests {
     fn parses_flags() {
         let a = parse(&[]).unwrap().unwrap();
         assert_eq!(a.roles, Role::BOTH);
-        assert!(a.patterns.is_empty() && !a.update_expected);
+        assert!(a.patterns.is_empty() && !a.update_expected && !a.deflate);
+        assert_eq!(a.timeout, Duration::from_secs(100));
+        assert!(a.expected.is_none());
+        let a = parse(&["--deflate", "--expected", "/tmp/e.json"])
+            .unwrap()
+            .unwrap();
+        assert!(a.deflate);
+        assert_eq!(a.timeout, Duration::from_secs(900));
+        assert_eq!(a.expected, Some(PathBuf::from("/tmp/e.json")));
         let a = parse(&[
             "--cases",
             "1.*,2.*",

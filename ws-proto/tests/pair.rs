@@ -1,3 +1,4 @@
+#![cfg(feature = "alloc")]
 //! A client and a server connection driven against each other in memory: through the opening
 //! handshake, messages of every kind and size class, ping/pong, keepalive timeout and both close
 //! orders. Deterministic: time is a plain counter.

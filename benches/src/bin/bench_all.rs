@@ -75,6 +75,7 @@ struct Settings {
     idle_conns: usize,
     idle_note: Option<String>,
     out: PathBuf,
+    loadavg_start: f64,
 }
 
 /// A running server child.
@@ -219,6 +220,7 @@ fn settings(args: &Args) -> Settings {
         cells,
         idle_conns,
         idle_note,
+        loadavg_start: procfs::loadavg(),
         out: args
             .value("out")
             .map(PathBuf::from)
@@ -616,6 +618,33 @@ fn render(
             md.push_str(&row(&c.label(), &s.impls, &v, &fmt_ns, false));
             md.push('\n');
         }
+    }
+
+    // Contention: other processes on the machine during each window.
+    let _ = writeln!(
+        md,
+        "\n## Machine load during the runs\n\nCPU cores busy with other processes during the \
+         measured windows (machine busy + stolen time minus server and client), median per \
+         cell. The machine has {} cores; anything well above 0 means the figures above are \
+         noisier and lower than on a quiet machine. Load average (1 min) at start: {:.2}, \
+         at end: {:.2}.\n",
+        procfs::machine().1,
+        s.loadavg_start,
+        procfs::loadavg()
+    );
+    md.push_str(&header("cell", &s.impls, "max"));
+    for (ci, c) in s.cells.iter().enumerate() {
+        let v = medians(results, ci, n, &|r| r.background_cores());
+        let _ = write!(md, "| {} |", c.label());
+        for x in &v {
+            let _ = write!(md, " {x:.2} |");
+        }
+        let max = v
+            .iter()
+            .copied()
+            .filter(|x| !x.is_nan())
+            .fold(0.0, f64::max);
+        let _ = writeln!(md, " {max:.2} |");
     }
 
     for (ci, c) in s.cells.iter().enumerate() {
