@@ -1,7 +1,7 @@
-#![cfg(feature = "alloc")]
 //! A client and a server connection driven against each other in memory: through the opening
 //! handshake, messages of every kind and size class, ping/pong, keepalive timeout and both close
 //! orders. Deterministic: time is a plain counter.
+#![cfg(feature = "alloc")]
 
 use ws_proto::handshake::{self as hs, HeadScanner};
 use ws_proto::{CloseCode, Config, Connection, Error, Message, MessageAssembler, OpCode, State};
