@@ -440,7 +440,19 @@ mod codec {
                 loop {
                     let room = (budget - produced).saturating_add(1).min(64 << 10) as usize;
                     let start = self.out.len();
-                    self.out.resize(start + room.max(1), 0);
+                    let want = start + room.max(1);
+                    if want > self.out.capacity() {
+                        // Grow geometrically, but never past the budget: memory stays within
+                        // the message limit plus one step.
+                        let cap_limit = usize::try_from(budget)
+                            .unwrap_or(usize::MAX)
+                            .saturating_add(1 << 16);
+                        let target = want
+                            .max(self.out.capacity().saturating_mul(2))
+                            .min(cap_limit.max(want));
+                        self.out.reserve_exact(target - self.out.len());
+                    }
+                    self.out.resize(want, 0);
                     let in_before = inf.total_in();
                     let out_before = inf.total_out();
                     let r = inf.decompress(rest, &mut self.out[start..], InflateFlush::SyncFlush);

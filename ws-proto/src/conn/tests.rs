@@ -695,3 +695,205 @@ proptest! {
         }
     }
 }
+
+/// Raw deflate data (fixed Huffman codes) for one literal zero followed by `matches`
+/// length-258, distance-1 copies: 13 bits per 258 output bytes, about 1:160.
+#[cfg(feature = "deflate")]
+fn deflate_bomb(matches: usize) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+    impl Bits {
+        fn put(&mut self, v: u32, len: u32) {
+            self.acc |= u64::from(v) << self.n;
+            self.n += len;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+        /// Huffman codes are sent most significant bit first.
+        fn code(&mut self, v: u32, len: u32) {
+            let rev = v.reverse_bits() >> (32 - len);
+            self.put(rev, len);
+        }
+    }
+    let mut b = Bits {
+        out: Vec::new(),
+        acc: 0,
+        n: 0,
+    };
+    b.put(0, 1); // BFINAL = 0
+    b.put(1, 2); // BTYPE = fixed Huffman
+    b.code(0x30, 8); // literal 0
+    for _ in 0..matches {
+        b.code(0xC5, 8); // length code 285 (258 bytes): 0xC0 + (285 - 280)
+        b.code(0, 5); // distance code 0 (distance 1)
+    }
+    b.code(0, 7); // end of block (256)
+    // A sync flush: an empty stored block, whose 00 00 ff ff tail the sender strips.
+    b.put(0, 1);
+    b.put(0, 2);
+    if b.n > 0 {
+        b.put(0, 8 - b.n);
+    }
+    b.out
+}
+
+#[cfg(feature = "deflate")]
+#[test]
+fn decompression_bomb_ends_in_1009_within_the_budget() {
+    let limit = 1 << 20;
+    let limits = Limits {
+        max_frame_size: limit,
+        max_message_size: limit,
+        ..Limits::DEFAULT
+    };
+    let cfg = Config {
+        limits,
+        ping_interval: None,
+        ..Config::DEFAULT
+    };
+    let params = crate::deflate::negotiate_server(
+        ["permessage-deflate"],
+        &crate::deflate::DeflateConfig::DEFAULT,
+    )
+    .unwrap();
+    // 40 KiB on the wire that would inflate to about 6 MiB.
+    let bomb = deflate_bomb(24_000);
+    assert!(bomb.len() < 41 << 10);
+    let mut c = Connection::server(cfg).unwrap();
+    c.set_deflate(params);
+    let wire = frame_to(Role::Server, 2, true, crate::frame::RSV1, &bomb);
+    let mut buf = wire.clone();
+    let mut pos = 0;
+    let mut delivered = 0usize;
+    let err = loop {
+        match c.receive(&mut buf[pos..]) {
+            Ok((n, Some(Event::Data { payload, .. }))) => {
+                pos += n;
+                delivered += payload.len();
+            }
+            Ok((n, _)) => pos += n,
+            Err(e) => break e,
+        }
+        let out_cap = c.codec.as_ref().unwrap().out.capacity();
+        assert!(
+            out_cap <= (limit as usize) + (64 << 10),
+            "inflate buffer grew to {out_cap}"
+        );
+    };
+    assert_eq!(err, Error::LimitExceeded(Limit::MessageSize));
+    assert!(delivered <= limit as usize);
+    assert!(c.codec.as_ref().unwrap().out.capacity() <= (limit as usize) + (64 << 10));
+    assert_eq!(close_code_sent(&mut c), Some(Some(1009)));
+
+    // The same bomb under a limit it fits in inflates fully: the budget is what stopped it.
+    let big = Limits {
+        max_frame_size: 8 << 20,
+        max_message_size: 8 << 20,
+        ..Limits::DEFAULT
+    };
+    let mut c = Connection::server(Config { limits: big, ..cfg }).unwrap();
+    c.set_deflate(params);
+    let ev = feed_all(&mut c, &wire).unwrap();
+    let total: usize = ev
+        .iter()
+        .map(|e| match e {
+            Ev::Data(_, p, _, _) => p.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(total, 1 + 24_000 * 258);
+}
+
+#[cfg(feature = "deflate")]
+#[test]
+fn compressed_frame_rules() {
+    let params = crate::deflate::negotiate_server(
+        ["permessage-deflate"],
+        &crate::deflate::DeflateConfig::DEFAULT,
+    )
+    .unwrap();
+    let r = Role::Server;
+    let new = || {
+        let mut c = Connection::server(no_timers()).unwrap();
+        c.set_deflate(params);
+        c
+    };
+    // RSV1 on a control frame or a continuation: 1002.
+    for bytes in [frame_to(r, 9, true, crate::frame::RSV1, b""), {
+        let mut b = frame_to(r, 2, false, 0, b"a");
+        b.extend(frame_to(r, 0, true, crate::frame::RSV1, b"b"));
+        b
+    }] {
+        let mut c = new();
+        assert_eq!(
+            feed_all(&mut c, &bytes).unwrap_err().1,
+            Error::Protocol(ProtocolError::CompressedControlOrContinuation)
+        );
+        assert_eq!(close_code_sent(&mut c), Some(Some(1002)));
+    }
+    // RSV2 stays reserved.
+    let mut c = new();
+    assert!(feed_all(&mut c, &frame_to(r, 2, true, crate::frame::RSV2, b"x")).is_err());
+    // Garbage compressed data: 1002, not a panic.
+    let mut c = new();
+    let e = feed_all(
+        &mut c,
+        &frame_to(r, 1, true, crate::frame::RSV1, &[0xff; 40]),
+    )
+    .unwrap_err()
+    .1;
+    assert_eq!(e.close_code(), Some(CloseCode::PROTOCOL_ERROR));
+    // Compressed invalid UTF-8: 1007 on the inflated text.
+    let mut client = Connection::client(no_timers(), 5).unwrap();
+    client.set_deflate(params);
+    let mut wire = Vec::new();
+    client
+        .encode_message(
+            OpCode::Binary,
+            &[b'a'; 40]
+                .iter()
+                .chain(&[0xff])
+                .copied()
+                .collect::<Vec<_>>(),
+            &mut wire,
+        )
+        .unwrap();
+    wire[0] = (wire[0] & 0xF0) | 0x1; // claim text
+    let mut c = new();
+    assert_eq!(feed_all(&mut c, &wire).unwrap_err().1, Error::InvalidUtf8);
+    // Compressed and uncompressed messages mix, fragmented compressed messages assemble.
+    let mut c = new();
+    let mut wire = Vec::new();
+    client
+        .encode_message(
+            OpCode::Text,
+            "compressed, compressed, compressed".as_bytes(),
+            &mut wire,
+        )
+        .unwrap();
+    let n = client.frame_len(5);
+    let mut plain = vec![0; n];
+    client
+        .encode_frame(OpCode::Text, true, b"plain", &mut plain)
+        .unwrap();
+    wire.extend(plain);
+    let ev = normalise(&feed_all(&mut c, &wire).unwrap());
+    assert_eq!(
+        ev,
+        vec![
+            Ev::Data(
+                DataKind::Text,
+                b"compressed, compressed, compressed".to_vec(),
+                true,
+                true
+            ),
+            Ev::Data(DataKind::Text, b"plain".to_vec(), true, true),
+        ]
+    );
+}

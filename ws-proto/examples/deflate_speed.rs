@@ -1,0 +1,70 @@
+//! Prints compress and inflate throughput of the permessage-deflate codec for 64 KiB of text.
+//!
+//! `cargo run --release -p ws-proto --features deflate --example deflate_speed`
+
+use std::time::Instant;
+
+use ws_proto::deflate::{self, DeflateConfig};
+use ws_proto::{Config, Connection, OpCode};
+
+fn main() {
+    let n = deflate::negotiate_server(["permessage-deflate"], &DeflateConfig::DEFAULT).unwrap();
+    let mut text = String::new();
+    let mut x: u32 = 1;
+    while text.len() < 64 << 10 {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        text.push_str(&format!(
+            "{{\"id\":{},\"price\":{}.{},\"sym\":\"AB{}\"}},",
+            x % 1000,
+            x % 97,
+            x % 100,
+            x % 7
+        ));
+    }
+    if std::env::args().any(|a| a == "--hex") {
+        text = (0..64 << 10)
+            .map(|i| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223 + i);
+                b"0123456789abcdef"[(x >> 28) as usize] as char
+            })
+            .collect();
+    }
+    let cfg = Config {
+        ping_interval: None,
+        ..Config::DEFAULT
+    };
+    let mut server = Connection::server(cfg).unwrap();
+    server.set_deflate(n);
+    let mut client = Connection::client(cfg, 1).unwrap();
+    client.set_deflate(n);
+    let rounds = 200;
+    let mut wire = Vec::new();
+    let (mut c, mut d) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let mut got = 0;
+    let mut wire_len = 0;
+    for _ in 0..rounds {
+        wire.clear();
+        let t = Instant::now();
+        server
+            .encode_message(OpCode::Text, text.as_bytes(), &mut wire)
+            .unwrap();
+        c += t.elapsed();
+        wire_len += wire.len();
+        let t = Instant::now();
+        let mut pos = 0;
+        while pos < wire.len() {
+            let (used, ev) = client.receive(&mut wire[pos..]).unwrap();
+            pos += used;
+            if let Some(ws_proto::Event::Data { payload, .. }) = ev {
+                got += payload.len();
+            }
+        }
+        d += t.elapsed();
+    }
+    let ratio = wire_len as f64 / (text.len() * rounds) as f64;
+    assert_eq!(got, text.len() * rounds);
+    let mb = (text.len() * rounds) as f64 / 1e6;
+    println!("64 KiB JSON-like text, ratio {ratio:.3}");
+    println!("compress   {:.0} MB/s", mb / c.as_secs_f64());
+    println!("decompress {:.0} MB/s", mb / d.as_secs_f64());
+}
