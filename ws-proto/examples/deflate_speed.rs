@@ -8,7 +8,15 @@ use ws_proto::deflate::{self, DeflateConfig};
 use ws_proto::{Config, Connection, OpCode};
 
 fn main() {
-    let n = deflate::negotiate_server(["permessage-deflate"], &DeflateConfig::DEFAULT).unwrap();
+    let level = std::env::var("LEVEL")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(DeflateConfig::DEFAULT.level);
+    let dc = DeflateConfig {
+        level,
+        ..DeflateConfig::DEFAULT
+    };
+    let n = deflate::negotiate_server(["permessage-deflate"], &dc).unwrap();
     let mut text = String::new();
     let mut x: u32 = 1;
     while text.len() < 64 << 10 {
@@ -64,7 +72,7 @@ fn main() {
     let ratio = wire_len as f64 / (text.len() * rounds) as f64;
     assert_eq!(got, text.len() * rounds);
     let mb = (text.len() * rounds) as f64 / 1e6;
-    println!("64 KiB JSON-like text, ratio {ratio:.3}");
+    println!("64 KiB text, level {level}, ratio {ratio:.3}");
     println!("compress   {:.0} MB/s", mb / c.as_secs_f64());
     println!("decompress {:.0} MB/s", mb / d.as_secs_f64());
 }

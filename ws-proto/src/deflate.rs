@@ -281,6 +281,14 @@ pub fn write_offer(config: &DeflateConfig, out: &mut [u8]) -> Result<usize, Erro
     if config.accept_max_window_bits {
         o.put("; client_max_window_bits")?;
     }
+    if !config.no_context_takeover && config.accept_no_context_takeover {
+        // A second, less preferred offer: servers that want the client to reset its context
+        // per message can pick this one (RFC 7692 section 5: offers in preference order).
+        o.put(", permessage-deflate; client_no_context_takeover")?;
+        if config.accept_max_window_bits {
+            o.put("; client_max_window_bits")?;
+        }
+    }
     Ok(o.len)
 }
 
@@ -601,7 +609,11 @@ mod tests {
         let c = DeflateConfig::DEFAULT;
         let mut out = [0u8; 128];
         let len = write_offer(&c, &mut out).unwrap();
-        assert_eq!(&out[..len], b"permessage-deflate; client_max_window_bits");
+        assert_eq!(
+            &out[..len],
+            &b"permessage-deflate; client_max_window_bits, \
+               permessage-deflate; client_no_context_takeover; client_max_window_bits"[..]
+        );
         assert_eq!(negotiate_client([], &c), Ok(None));
         let n = negotiate_client(
             ["permessage-deflate; server_no_context_takeover; client_max_window_bits=9"],

@@ -19,17 +19,153 @@
 //! - `--expect-reject STATUS`: only connect to the URL (as given, path included) and check that
 //!   the handshake is refused with `STATUS`;
 //! - `--close-codes all|sample`: every allowed close code (1000-1003, 1007-1014, 3000-4999;
-//!   the default) or a sample of them.
+//!   the default) or a sample of them;
+//! - `--expect-ext VALUE|none`: every connection must get this `Sec-WebSocket-Extensions`
+//!   answer to our permessage-deflate offer (compared as a set of parameters; `none`: the peer
+//!   declined the offer). With a `permessage-deflate` value, compression checks run too: large
+//!   compressible and incompressible messages whose size on the wire is checked both ways, and
+//!   a message whose repeats lie 5000 bytes apart, which shrinks only when our compressor may
+//!   use a window larger than 4 KiB (it must keep to the peer's `client_max_window_bits`).
 //!
 //! Our API sends every message as one frame, so fragmentation is checked on the receiving side
-//! only.
+//! only. The bytes on the wire are counted by a wrapper around the TCP stream.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ws_tokio::{ClientRequest, CloseCode, Config, Error, Message, WebSocket};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use ws_tokio::{ClientRequest, CloseCode, Config, Error, Message, Response, WebSocket};
 
-type Ws = WebSocket<tokio::net::TcpStream>;
+type Ws = WebSocket<Tap<TcpStream>>;
+
+/// A transport wrapper that counts the bytes read and written.
+struct Tap<S> {
+    inner: S,
+    read: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        this.read.fetch_add(n as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            this.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Bytes read and written so far on this connection.
+fn wire(ws: &Ws) -> (u64, u64) {
+    let t = ws.get_ref();
+    (
+        t.read.load(Ordering::Relaxed),
+        t.written.load(Ordering::Relaxed),
+    )
+}
+
+/// `--expect-ext`: `None` when not checked; `Some(None)`: no extension agreed.
+static EXPECT_EXT: OnceLock<Option<Option<String>>> = OnceLock::new();
+
+fn expected_ext() -> Option<Option<String>> {
+    EXPECT_EXT.get().cloned().flatten()
+}
+
+/// An extension header value as (name, sorted parameters), for comparison.
+fn ext_key(v: &str) -> (String, Vec<String>) {
+    let mut parts = v.split(';').map(|p| {
+        p.split('=')
+            .map(|x| x.trim().trim_matches('"').to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join("=")
+    });
+    let name = parts.next().unwrap_or_default();
+    let mut params: Vec<String> = parts.collect();
+    params.sort();
+    (name, params)
+}
+
+/// The `Sec-WebSocket-Extensions` value(s) of a response, joined with `, `.
+fn response_ext(resp: &Response) -> Option<String> {
+    let values: Vec<String> = resp
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|(_, v)| String::from_utf8_lossy(v).trim().to_string())
+        .collect();
+    if values.is_empty() {
+        None
+    } else {
+        Some(values.join(", "))
+    }
+}
+
+/// Checks the response's extensions against `--expect-ext`.
+fn check_ext(resp: &Response) -> Result<(), String> {
+    let Some(want) = expected_ext() else {
+        return Ok(());
+    };
+    let got = response_ext(resp);
+    let same = match (&want, &got) {
+        (None, None) => true,
+        (Some(w), Some(g)) => ext_key(w) == ext_key(g),
+        _ => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(format!(
+            "Sec-WebSocket-Extensions: got {:?}, expected {:?}",
+            got.as_deref().unwrap_or("(none)"),
+            want.as_deref().unwrap_or("(none)")
+        ))
+    }
+}
+
+/// A parameter of the agreed permessage-deflate, e.g. `client_max_window_bits`.
+fn ext_param(resp: &Response, name: &str) -> Option<String> {
+    let v = response_ext(resp)?;
+    v.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
 
 const STEP: Duration = Duration::from_secs(30);
 const TEXT_UNIT: &str = "héllo wörld ✓ 😀 ";
@@ -81,10 +217,40 @@ fn config() -> Config {
 }
 
 async fn open(base: &str, path: &str) -> Result<Ws, String> {
-    let url = format!("{base}{path}");
-    ws_tokio::connect_with_config(&url, config())
+    Ok(
+        open_request(base, ClientRequest::new("", path).config(config()))
+            .await?
+            .0,
+    )
+}
+
+/// Connects (through a [`Tap`]) with a full request; checks the extensions the peer agreed to.
+async fn open_request(base: &str, mut req: ClientRequest) -> Result<(Ws, Response), String> {
+    let authority = base
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("not a ws:// URL: {base}"))?;
+    let authority = authority.split('/').next().unwrap_or(authority);
+    if req.host.is_empty() {
+        req.host = authority.to_string();
+    }
+    if req.path.is_empty() {
+        req.path = "/".into();
+    }
+    let url = format!("{base}{}", req.path);
+    let tcp = TcpStream::connect(authority)
         .await
-        .map_err(|e| format!("connect {url}: {e}"))
+        .map_err(|e| format!("connect {url}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let tap = Tap {
+        inner: tcp,
+        read: Arc::default(),
+        written: Arc::default(),
+    };
+    let (ws, resp) = ws_tokio::client(tap, req)
+        .await
+        .map_err(|e| format!("connect {url}: {e}"))?;
+    check_ext(&resp).map_err(|e| format!("{url}: {e}"))?;
+    Ok((ws, resp))
 }
 
 /// The next data or close message (pings and pongs are skipped).
@@ -277,11 +443,8 @@ async fn ping_checks(base: &str, r: &mut Report) {
 
 async fn subprotocol_checks(base: &str, r: &mut Report) {
     let res = bounded(async {
-        let url = format!("{base}/");
         let req = ClientRequest::new("", "").protocol("chat").config(config());
-        let (ws, resp) = ws_tokio::connect_request(&url, req)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let (ws, resp) = open_request(base, req).await?;
         if resp.protocol.as_deref() != Some("chat") {
             return Err(format!("offered chat, got {:?}", resp.protocol));
         }
@@ -290,14 +453,11 @@ async fn subprotocol_checks(base: &str, r: &mut Report) {
     .await;
     r.check("subprotocol: offer chat, get chat", res);
     let res = bounded(async {
-        let url = format!("{base}/");
         let req = ClientRequest::new("", "")
             .protocol("nonesuch")
             .protocol("chat")
             .config(config());
-        let (ws, resp) = ws_tokio::connect_request(&url, req)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let (ws, resp) = open_request(base, req).await?;
         if resp.protocol.as_deref() != Some("chat") {
             return Err(format!("offered nonesuch,chat, got {:?}", resp.protocol));
         }
@@ -306,11 +466,8 @@ async fn subprotocol_checks(base: &str, r: &mut Report) {
     .await;
     r.check("subprotocol: offer nonesuch,chat, get chat", res);
     let res = bounded(async {
-        let url = format!("{base}/");
         let req = ClientRequest::new("", "").config(config());
-        let (ws, resp) = ws_tokio::connect_request(&url, req)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let (ws, resp) = open_request(base, req).await?;
         if resp.protocol.is_some() {
             return Err(format!("offered none, got {:?}", resp.protocol));
         }
@@ -318,6 +475,260 @@ async fn subprotocol_checks(base: &str, r: &mut Report) {
     })
     .await;
     r.check("subprotocol: offer none, get none", res);
+}
+
+/// Incompressible bytes (xorshift64*).
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// About `n` bytes of JSON: an array of similar records (highly compressible).
+fn json_text(n: usize) -> String {
+    let mut s = String::with_capacity(n + 128);
+    s.push('[');
+    let mut i = 0u64;
+    while s.len() < n - 2 {
+        let rec = format!(
+            "{{\"id\":{i},\"name\":\"user-{i}\",\"email\":\"user{i}@example.com\",\"active\":true,\"tags\":[\"alpha\",\"beta\"],\"score\":{}}},",
+            i % 97
+        );
+        s.push_str(&rec);
+        i += 1;
+    }
+    s.truncate(n - 1);
+    s.push(']');
+    s
+}
+
+/// A random 5000-byte block repeated: its repeats are 5000 bytes apart, so only a compressor
+/// with a window of 8 KiB or more (13+ bits) can shrink it.
+fn far_repeats(n: usize) -> Vec<u8> {
+    let block = random_bytes(5000, 0x5eed);
+    block.iter().copied().cycle().take(n).collect()
+}
+
+/// What a message may take on the wire, one direction (`None`: not checked).
+#[derive(Clone, Copy)]
+enum Wire {
+    /// Fewer than `len / n` bytes.
+    Below(u64),
+    /// At least `len * 9 / 10` bytes and at most `len + len / 64 + 1024`.
+    Uncompressed,
+    /// At most `len + len / 64 + 1024` bytes (deflate of incompressible data must not blow up).
+    NoBlowUp,
+}
+
+impl Wire {
+    fn describe(self) -> String {
+        match self {
+            Wire::Below(n) => format!("fewer than 1/{n} of its size"),
+            Wire::Uncompressed => "about its size (90% to 101.6% + 1 KiB)".into(),
+            Wire::NoBlowUp => "at most 101.6% of its size + 1 KiB".into(),
+        }
+    }
+
+    fn check(self, len: u64, took: u64) -> Result<(), String> {
+        let ok = match self {
+            Wire::Below(n) => took < len / n,
+            Wire::Uncompressed => took >= len * 9 / 10 && took <= len + len / 64 + 1024,
+            Wire::NoBlowUp => took <= len + len / 64 + 1024,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{took} bytes on the wire for {len} bytes ({:.2}%)",
+                took as f64 * 100.0 / len.max(1) as f64
+            ))
+        }
+    }
+}
+
+/// Compression checks: only with `--expect-ext permessage-deflate...`.
+async fn deflate_checks(base: &str, r: &mut Report) {
+    let req = ClientRequest::new("", "/deflate").config(config());
+    let (mut ws, resp) = match bounded(open_request(base, req)).await {
+        Ok(x) => x,
+        Err(e) => {
+            r.check("deflate: connect", Err(e));
+            return;
+        }
+    };
+    let agreed = response_ext(&resp);
+    r.check(
+        &format!(
+            "permessage-deflate agreed: the peer answered {:?}",
+            agreed.as_deref().unwrap_or("(none)")
+        ),
+        match &agreed {
+            Some(v) if ext_key(v).0 == "permessage-deflate" => Ok(()),
+            _ => Err("no permessage-deflate in the response".into()),
+        },
+    );
+    let our_bits: u32 = ext_param(&resp, "client_max_window_bits")
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(15);
+    // Window 2^bits, less zlib's 262-byte lookahead margin.
+    let far = if (1u64 << our_bits) - 262 > 5000 {
+        Wire::Below(10)
+    } else {
+        Wire::Uncompressed
+    };
+    let big = 16usize << 20;
+    let cases: Vec<(String, Message, Option<Wire>, Option<Wire>)> = vec![
+        ("text 0 B".into(), Message::Text(String::new()), None, None),
+        (
+            "text 125 B".into(),
+            Message::Text("a short text message, compressible: ".repeat(4)[..125].into()),
+            None,
+            None,
+        ),
+        (
+            "text 64 KiB JSON".into(),
+            Message::Text(json_text(64 << 10)),
+            Some(Wire::Below(4)),
+            None,
+        ),
+        ("binary 0 B".into(), Message::Binary(Vec::new()), None, None),
+        (
+            "binary 125 B random".into(),
+            Message::Binary(random_bytes(125, 1)),
+            None,
+            None,
+        ),
+        (
+            "binary 64 KiB random".into(),
+            Message::Binary(random_bytes(64 << 10, 2)),
+            Some(Wire::NoBlowUp),
+            None,
+        ),
+        (
+            "text 16 MiB JSON (highly compressible)".into(),
+            Message::Text(json_text(big)),
+            Some(Wire::Below(5)),
+            Some(Wire::Below(5)),
+        ),
+        (
+            "binary 16 MiB pattern (compressible)".into(),
+            Message::Binary(pattern(big)),
+            Some(Wire::Below(5)),
+            None,
+        ),
+        (
+            format!(
+                "binary 1 MiB of a 5000-byte random block repeated (window {our_bits} bits: {})",
+                if matches!(far, Wire::Below(_)) {
+                    "must shrink"
+                } else {
+                    "must not shrink"
+                }
+            ),
+            Message::Binary(far_repeats(1 << 20)),
+            Some(far),
+            None,
+        ),
+    ];
+    for (name, msg, out_wire, in_wire) in cases {
+        let len = match &msg {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            _ => 0,
+        } as u64;
+        let (in0, out0) = wire(&ws);
+        let res = bounded(echo(&mut ws, msg)).await;
+        let (in1, out1) = wire(&ws);
+        let broken = res.is_err();
+        r.check(&format!("deflate echo {name}"), res);
+        if broken {
+            return;
+        }
+        let (sent, received) = (out1 - out0, in1 - in0);
+        println!("  ({name}: {len} bytes; on the wire: {sent} bytes sent, {received} received)");
+        if let Some(w) = out_wire {
+            r.check(
+                &format!("deflate wire: we sent {name} in {}", w.describe()),
+                w.check(len, sent),
+            );
+        }
+        if let Some(w) = in_wire {
+            r.check(
+                &format!(
+                    "deflate wire: the peer's echo of {name} came in {}",
+                    w.describe()
+                ),
+                w.check(len, received),
+            );
+        }
+    }
+    let res = bounded(async {
+        // Compressed by the peer when it compresses (ws: fragments of 1024 bytes or more).
+        let want = Message::Text(TEXT_UNIT.repeat(200_000));
+        ws.send(Message::Text("!frag text 16 200000".into()))
+            .await
+            .map_err(|e| format!("send failed: {e}"))?;
+        let got = next_data(&mut ws).await?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected {}, got {}",
+                describe(&want),
+                describe(&got)
+            ))
+        }
+    })
+    .await;
+    let broken = res.is_err();
+    r.check(
+        "deflate: receive fragmented (!frag text 16 200000), 5.2 MB in 16 fragments",
+        res,
+    );
+    if broken {
+        return;
+    }
+    r.check(
+        "deflate: close 4000 + reason, the peer echoes it",
+        bounded(close_and_expect(
+            &mut ws,
+            CloseCode(4000),
+            "compressed connection done ✓",
+        ))
+        .await,
+    );
+
+    // Last, on a connection of its own: deflate makes incompressible data a little longer, so
+    // the peer's compressed echo is a frame somewhat larger than the message.
+    let res = bounded(async {
+        let req = ClientRequest::new("", "/deflate-random").config(config());
+        let (mut ws, _) = open_request(base, req).await?;
+        let msg = Message::Binary(random_bytes(big, 3));
+        let (in0, out0) = wire(&ws);
+        echo(&mut ws, msg).await?;
+        let (in1, out1) = wire(&ws);
+        println!(
+            "  (binary 16 MiB random: {big} bytes; on the wire: {} bytes sent, {} received)",
+            out1 - out0,
+            in1 - in0
+        );
+        Wire::NoBlowUp
+            .check(big as u64, out1 - out0)
+            .map_err(|e| format!("echoed, but we sent it with {e}"))?;
+        close_and_expect(&mut ws, CloseCode::NORMAL, "done").await
+    })
+    .await;
+    r.check(
+        "deflate echo binary 16 MiB random (incompressible), at most 101.6% + 1 KiB on the wire",
+        res,
+    );
 }
 
 fn close_codes(all: bool) -> Vec<u16> {
@@ -434,10 +845,15 @@ async fn main() {
         match a.as_str() {
             "--expect-reject" => expect_reject = args.next().and_then(|s| s.parse().ok()),
             "--close-codes" => all_codes = args.next().as_deref() != Some("sample"),
+            "--expect-ext" => {
+                let v = args.next().unwrap_or_default();
+                let _ = EXPECT_EXT.set(Some((v != "none").then_some(v)));
+            }
             _ if a.starts_with("ws://") => url = Some(a),
             _ => {
                 eprintln!(
-                    "usage: interop_client [--expect-reject STATUS] [--close-codes all|sample] ws://HOST:PORT"
+                    "usage: interop_client [--expect-reject STATUS] [--close-codes all|sample] \
+                     [--expect-ext VALUE|none] ws://HOST:PORT"
                 );
                 std::process::exit(2);
             }
@@ -463,6 +879,9 @@ async fn main() {
     } else {
         let base = url.trim_end_matches('/').to_string();
         echo_checks(&base, &mut r).await;
+        if matches!(expected_ext(), Some(Some(v)) if ext_key(&v).0 == "permessage-deflate") {
+            deflate_checks(&base, &mut r).await;
+        }
         fragment_checks(&base, &mut r).await;
         ping_checks(&base, &mut r).await;
         subprotocol_checks(&base, &mut r).await;

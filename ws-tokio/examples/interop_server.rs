@@ -9,15 +9,20 @@
 //!
 //! ```text
 //! LISTENING 127.0.0.1:PORT
-//! <ms> conn=1 accept path="/" protocol=chat offered=["chat"] extensions=["permessage-deflate"]
-//! <ms> conn=1 recv text len=5 text="hello"
-//! <ms> conn=1 recv binary len=125 fnv=0123456789abcdef
-//! <ms> conn=1 recv ping len=4
-//! <ms> conn=1 recv close code=1000 reason="bye"
-//! <ms> conn=1 end clean
-//! <ms> conn=2 end error=Timeout(Pong) display="timeout: Pong"
+//! <ms> conn=1 accept path="/" protocol=chat offered=["chat"] extensions=["permessage-deflate"] negotiated="permessage-deflate" wire_in=230 wire_out=160
+//! <ms> conn=1 recv text len=5 text="hello" wire_in=241 wire_out=160
+//! <ms> conn=1 recv binary len=125 fnv=0123456789abcdef wire_in=380 wire_out=171
+//! <ms> conn=1 recv ping len=4 wire_in=390 wire_out=300
+//! <ms> conn=1 recv close code=1000 reason="bye" wire_in=400 wire_out=306
+//! <ms> conn=1 end clean wire_in=400 wire_out=310
+//! <ms> conn=2 end error=Timeout(Pong) display="timeout: Pong" wire_in=300 wire_out=200
 //! <ms> conn=3 reject path="/reject" status=403
 //! ```
+//!
+//! `negotiated` is the `Sec-WebSocket-Extensions` value of the 101 response as it went out on
+//! the wire (`-` when compression was not agreed); `wire_in` / `wire_out` count the bytes read
+//! from and written to the TCP connection so far (handshake included), so a test can see how
+//! many bytes a message took on the wire (compressed or not).
 //!
 //! Paths:
 //! - `/reject` (and anything under it) is refused with HTTP 403 and a text body;
@@ -31,12 +36,20 @@
 //! - `--protocols a,b,...`: supported subprotocols; the first one the client offers that is in
 //!   this list is chosen;
 //! - `--ping-interval-ms N` / `--no-ping`: keepalive pings (default: the library default);
-//! - `--pong-timeout-ms N`, `--close-timeout-ms N`: the matching [`Config`] fields.
+//! - `--pong-timeout-ms N`, `--close-timeout-ms N`: the matching [`Config`] fields;
+//! - `--lean`: permessage-deflate with [`DeflateConfig::LEAN`] (no context takeover either way);
+//!   `--no-compression`: no permessage-deflate (the default is [`DeflateConfig::DEFAULT`]).
 
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::net::TcpListener;
-use ws_tokio::{AcceptResponse, CloseCode, Config, Error, Message, Reject};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use ws_tokio::{AcceptResponse, CloseCode, Config, DeflateConfig, Error, Message, Reject};
 
 fn now_ms() -> u128 {
     SystemTime::now()
@@ -55,6 +68,102 @@ fn fnv(data: &[u8]) -> u64 {
     h
 }
 
+/// A transport wrapper that counts the bytes read and written and keeps a copy of the first
+/// bytes written (the handshake response), so the log can show what went over the wire.
+struct Tap<S> {
+    inner: S,
+    stats: Arc<TapStats>,
+}
+
+#[derive(Default)]
+struct TapStats {
+    read: AtomicU64,
+    written: AtomicU64,
+    /// The first bytes written, up to the end of the HTTP head (at most 8 KiB).
+    head: Mutex<Vec<u8>>,
+}
+
+impl<S> Tap<S> {
+    fn new(inner: S) -> Self {
+        Tap {
+            inner,
+            stats: Arc::default(),
+        }
+    }
+}
+
+impl TapStats {
+    fn wire(&self) -> String {
+        format!(
+            "wire_in={} wire_out={}",
+            self.read.load(Ordering::Relaxed),
+            self.written.load(Ordering::Relaxed)
+        )
+    }
+
+    /// The value of `Sec-WebSocket-Extensions` in the captured response head.
+    fn response_extensions(&self) -> Option<String> {
+        let head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        let text = String::from_utf8_lossy(&head);
+        let values: Vec<&str> = text
+            .split("\r\n")
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(name, _)| name.trim().eq_ignore_ascii_case("sec-websocket-extensions"))
+            .map(|(_, v)| v.trim())
+            .collect();
+        if values.is_empty() {
+            None
+        } else {
+            Some(values.join(", "))
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        this.stats.read.fetch_add(n as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            let before = this.stats.written.fetch_add(n as u64, Ordering::Relaxed);
+            if before < 8192 {
+                let mut head = this.stats.head.lock().unwrap_or_else(|e| e.into_inner());
+                if !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let take = n.min(8192 - head.len().min(8192));
+                    head.extend_from_slice(&buf[..take]);
+                }
+            }
+        }
+        r
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 struct Options {
     addr: String,
     protocols: Vec<String>,
@@ -64,7 +173,7 @@ struct Options {
 fn usage() -> ! {
     eprintln!(
         "usage: interop_server [--addr HOST:PORT] [--protocols a,b] [--ping-interval-ms N | \
-         --no-ping] [--pong-timeout-ms N] [--close-timeout-ms N]"
+         --no-ping] [--pong-timeout-ms N] [--close-timeout-ms N] [--lean | --no-compression]"
     );
     std::process::exit(2);
 }
@@ -98,6 +207,8 @@ fn parse_args() -> Options {
             "--no-ping" => o.config.ping_interval = None,
             "--pong-timeout-ms" => o.config.pong_timeout = ms(args.next()),
             "--close-timeout-ms" => o.config.close_timeout = ms(args.next()),
+            "--lean" => o.config.compression = Some(DeflateConfig::LEAN),
+            "--no-compression" => o.config.compression = None,
             _ => usage(),
         }
     }
@@ -120,7 +231,9 @@ async fn main() -> std::io::Result<()> {
     }
 }
 
-async fn serve(id: u64, tcp: tokio::net::TcpStream, config: Config, protocols: &[String]) {
+async fn serve(id: u64, tcp: TcpStream, config: Config, protocols: &[String]) {
+    let tcp = Tap::new(tcp);
+    let stats = tcp.stats.clone();
     let mut path = String::new();
     let mut offered: Vec<String> = Vec::new();
     let mut extensions: Vec<String> = Vec::new();
@@ -158,10 +271,14 @@ async fn serve(id: u64, tcp: tokio::net::TcpStream, config: Config, protocols: &
             return;
         }
     };
+    let negotiated = stats
+        .response_extensions()
+        .map_or_else(|| "-".to_string(), |v| format!("{v:?}"));
     println!(
-        "{} conn={id} accept path={path:?} protocol={} offered={offered:?} extensions={extensions:?}",
+        "{} conn={id} accept path={path:?} protocol={} offered={offered:?} extensions={extensions:?} negotiated={negotiated} {}",
         now_ms(),
         chosen.as_deref().unwrap_or("-"),
+        stats.wire(),
     );
     let close_after = path.strip_prefix("/close-after/").and_then(|rest| {
         let (ms, code) = rest.split_once('/')?;
@@ -178,53 +295,67 @@ async fn serve(id: u64, tcp: tokio::net::TcpStream, config: Config, protocols: &
         let code = CloseCode(code.parse().unwrap_or(1000));
         match ws.close(code, "server says bye").await {
             Ok(()) => println!(
-                "{} conn={id} end clean (closed by us with {})",
+                "{} conn={id} end clean (closed by us with {}) {}",
                 now_ms(),
-                code.0
+                code.0,
+                stats.wire()
             ),
-            Err(e) => println!("{} conn={id} end error={e:?} display=\"{e}\"", now_ms()),
+            Err(e) => println!(
+                "{} conn={id} end error={e:?} display=\"{e}\" {}",
+                now_ms(),
+                stats.wire()
+            ),
         }
         return;
     }
     loop {
         let msg = match ws.recv().await {
             None => {
-                println!("{} conn={id} end clean", now_ms());
+                println!("{} conn={id} end clean {}", now_ms(), stats.wire());
                 return;
             }
             Some(Err(e)) => {
-                println!("{} conn={id} end error={e:?} display=\"{e}\"", now_ms());
+                println!(
+                    "{} conn={id} end error={e:?} display=\"{e}\" {}",
+                    now_ms(),
+                    stats.wire()
+                );
                 return;
             }
             Some(Ok(m)) => m,
         };
         let t = now_ms();
+        let w = stats.wire();
         match &msg {
             Message::Text(s) if s.len() <= 200 => {
-                println!("{t} conn={id} recv text len={} text={s:?}", s.len())
+                println!("{t} conn={id} recv text len={} text={s:?} {w}", s.len())
             }
             Message::Text(s) => println!(
-                "{t} conn={id} recv text len={} fnv={:016x}",
+                "{t} conn={id} recv text len={} fnv={:016x} {w}",
                 s.len(),
                 fnv(s.as_bytes())
             ),
             Message::Binary(b) => println!(
-                "{t} conn={id} recv binary len={} fnv={:016x}",
+                "{t} conn={id} recv binary len={} fnv={:016x} {w}",
                 b.len(),
                 fnv(b)
             ),
-            Message::Ping(p) => println!("{t} conn={id} recv ping len={}", p.len()),
-            Message::Pong(p) => println!("{t} conn={id} recv pong len={}", p.len()),
+            Message::Ping(p) => println!("{t} conn={id} recv ping len={} {w}", p.len()),
+            Message::Pong(p) => println!("{t} conn={id} recv pong len={} {w}", p.len()),
             Message::Close(Some((code, reason))) => {
-                println!("{t} conn={id} recv close code={} reason={reason:?}", code.0)
+                println!(
+                    "{t} conn={id} recv close code={} reason={reason:?} {w}",
+                    code.0
+                )
             }
-            Message::Close(None) => println!("{t} conn={id} recv close code=none"),
+            Message::Close(None) => println!("{t} conn={id} recv close code=none {w}"),
         }
         if let Message::Text(_) | Message::Binary(_) = msg {
             if let Err(e) = ws.send(msg).await {
                 println!(
-                    "{} conn={id} end send-error={e:?} display=\"{e}\"",
-                    now_ms()
+                    "{} conn={id} end send-error={e:?} display=\"{e}\" {}",
+                    now_ms(),
+                    stats.wire()
                 );
                 return;
             }

@@ -256,7 +256,7 @@ where
                     .and_then(|dc| ws_proto::deflate::negotiate_server(req.extensions(), &dc));
                 let ext_value = match &negotiated {
                     Some(n) => {
-                        let mut b = [0u8; 128];
+                        let mut b = [0u8; 256];
                         let len = ws_proto::deflate::write_response(n, &mut b)
                             .map_err(Error::from_proto)?;
                         Some(String::from_utf8_lossy(&b[..len]).into_owned())
@@ -321,7 +321,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let extra = header_refs(&request.headers);
     let offer = match &config.compression {
         Some(dc) => {
-            let mut b = [0u8; 128];
+            let mut b = [0u8; 256];
             let len = ws_proto::deflate::write_offer(dc, &mut b).map_err(Error::from_proto)?;
             Some(String::from_utf8_lossy(&b[..len]).into_owned())
         }

@@ -1,7 +1,8 @@
 'use strict';
 // Node `ws` echo server for the ws-tokio interop_client.
 //
-// usage: node node_server.js [PORT]   (default 0: any free port; prints `LISTENING 127.0.0.1:PORT`)
+// usage: node node_server.js [PORT] [--deflate JSON]
+//        (PORT 0, the default: any free port; prints `LISTENING 127.0.0.1:PORT`)
 //
 // Echoes text and binary messages. Text commands (see examples/interop_client.rs):
 //   !frag binary COUNT SIZE / !frag text COUNT REPS   reply with a fragmented message, a ping
@@ -11,7 +12,9 @@
 //   !ping PAYLOAD                                     ping; after the pong: `pong-received:PAYLOAD`
 //   !close CODE REASON                                close with CODE and REASON
 // Rejects /reject with 403; subprotocols chat and superchat (the first one the client offers).
-// Compression is off: ws-tokio does not implement permessage-deflate yet.
+// --deflate JSON: ws's `perMessageDeflate` option, e.g. `true` or `{"threshold":0}`; the default
+// is `false` (compression declined). With `true`, ws compresses messages of 1024 bytes or more
+// (for a fragmented message: when its first fragment is that long).
 
 const { WebSocketServer } = require('ws');
 const { pattern } = require('./common');
@@ -19,10 +22,17 @@ const { pattern } = require('./common');
 const TEXT_UNIT = 'héllo wörld ✓ 😀 ';
 const SUPPORTED = ['chat', 'superchat'];
 
+const args = process.argv.slice(2);
+let perMessageDeflate = false;
+if (args.includes('--deflate')) {
+  perMessageDeflate = JSON.parse(args[args.indexOf('--deflate') + 1]);
+  args.splice(args.indexOf('--deflate'), 2);
+}
+
 const wss = new WebSocketServer({
   host: '127.0.0.1',
-  port: Number(process.argv[2] || 0),
-  perMessageDeflate: false,
+  port: Number(args[0] || 0),
+  perMessageDeflate,
   maxPayload: 64 << 20,
   handleProtocols: (offered) => {
     for (const p of offered) if (SUPPORTED.includes(p)) return p;

@@ -1,19 +1,32 @@
 """Python `websockets` client against the ws-tokio interop_server.
 
 usage: py_client.py ws://127.0.0.1:PORT [--close-codes all|sample]
+                    [--deflate off|on|window10] [--expect-ext VALUE|none] [--random-size N]
 
 Prints one `PASS name` / `FAIL name: detail` line per check; exits 1 if any failed.
 The server must run with `--protocols chat,superchat` and a short `--ping-interval-ms`.
+
+--deflate: `off` (the default) offers no compression; `on` is websockets' default offer
+(`permessage-deflate; client_max_window_bits`); `window10` also asks the server for
+`server_max_window_bits=10`. --expect-ext: every connection must get this
+Sec-WebSocket-Extensions response (compared as a set of parameters; `none`: no header). With
+compression on, compression checks run too (the size of the server's echoes on the wire is
+measured; websockets compresses every data frame, fragments included), the last one with
+random binary of --random-size bytes (default 16 MiB).
 """
 
 import asyncio
+import os
 import sys
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 STEP = 30  # seconds per check
 failed = 0
+DEFLATE = "off"
+EXPECT_EXT = None  # None: not checked; "": no extension; else the expected header value
 
 
 def report(name, err):
@@ -35,14 +48,79 @@ def describe(m):
     return f"binary of {len(m)} bytes"
 
 
-def conn(url, **kw):
-    # Compression off: ws-tokio does not implement permessage-deflate yet.
-    kw.setdefault("compression", None)
-    kw.setdefault("max_size", None)
-    kw.setdefault("ping_interval", None)
-    kw.setdefault("open_timeout", 10)
-    kw.setdefault("close_timeout", 10)
-    return connect(url, **kw)
+class Counting(ClientConnection):
+    """Counts the bytes received from the server (compressed frames included)."""
+
+    wire_in = 0
+
+    def data_received(self, data):
+        self.wire_in += len(data)
+        super().data_received(data)
+
+
+def ext_key(value):
+    """An extension header value as (name, sorted parameters), for comparison."""
+    parts = [
+        "=".join(x.strip().strip('"').lower() for x in p.split("=")) for p in value.split(";")
+    ]
+    return parts[0], sorted(parts[1:])
+
+
+def response_ext(ws):
+    values = ws.response.headers.get_all("Sec-WebSocket-Extensions")
+    return ", ".join(v.strip() for v in values) if values else ""
+
+
+def ext_param(ws, name):
+    for p in response_ext(ws).split(";")[1:]:
+        k, _, v = p.partition("=")
+        if k.strip().lower() == name:
+            return v.strip().strip('"')
+    return None
+
+
+def deflate_options():
+    if DEFLATE == "off":
+        return {"compression": None}
+    if DEFLATE == "on":
+        return {"compression": "deflate"}
+    if DEFLATE == "window10":
+        factory = ClientPerMessageDeflateFactory(
+            server_max_window_bits=10, compress_settings={"memLevel": 5}
+        )
+        return {"compression": None, "extensions": [factory]}
+    raise SystemExit(f"unknown --deflate {DEFLATE!r}")
+
+
+class conn:
+    """`connect` with our settings; on open, checks the negotiated extensions (--expect-ext)."""
+
+    def __init__(self, url, **kw):
+        for k, v in deflate_options().items():
+            kw.setdefault(k, v)
+        kw.setdefault("max_size", None)
+        kw.setdefault("ping_interval", None)
+        kw.setdefault("open_timeout", 10)
+        kw.setdefault("close_timeout", 10)
+        kw.setdefault("create_connection", Counting)
+        self.url = url
+        self.cm = connect(url, **kw)
+
+    async def __aenter__(self):
+        ws = await self.cm.__aenter__()
+        if EXPECT_EXT is not None:
+            got = response_ext(ws)
+            same = ext_key(got) == ext_key(EXPECT_EXT) if got and EXPECT_EXT else got == EXPECT_EXT
+            if not same:
+                await self.cm.__aexit__(None, None, None)
+                raise AssertionError(
+                    f"{self.url}: Sec-WebSocket-Extensions {got or '(none)'!r}, "
+                    f"expected {EXPECT_EXT or '(none)'!r}"
+                )
+        return ws
+
+    async def __aexit__(self, *exc):
+        return await self.cm.__aexit__(*exc)
 
 
 async def check(name, coro):
@@ -239,11 +317,138 @@ async def reject_check(base):
     await check("/reject is refused with 403 and its body", run())
 
 
+def random_bytes(n):
+    return os.urandom(n)
+
+
+def json_text(n):
+    """About n bytes of JSON: an array of similar records (highly compressible)."""
+    parts, size, i = [], 2, 0
+    while size < n:
+        rec = (
+            f'{{"id":{i},"name":"user-{i}","email":"user{i}@example.com","active":true,'
+            f'"tags":["alpha","beta"],"score":{i % 97}}},'
+        )
+        parts.append(rec)
+        size += len(rec)
+        i += 1
+    return ("[" + "".join(parts))[: n - 1] + "]"
+
+
+def far_repeats(n):
+    """A random 5000-byte block repeated: only a window of 8 KiB or more can shrink it."""
+    block = os.urandom(5000)
+    return (block * (n // 5000 + 1))[:n]
+
+
+def wire_check(len_, took, rule):
+    kind, arg = rule
+    if kind == "below":
+        ok = took < len_ // arg
+    else:  # "about": not compressed
+        ok = len_ * 9 // 10 <= took <= len_ + len_ // 64 + 1024
+    return None if ok else f"{took} bytes on the wire for {len_} bytes ({took * 100 / max(len_, 1):.2f}%)"
+
+
+def describe_rule(rule):
+    kind, arg = rule
+    return f"fewer than 1/{arg} of its size" if kind == "below" else "about its size (not shrunk)"
+
+
+async def deflate_checks(base, random_size):
+    async with conn(base + "/deflate-py") as ws:
+        got = response_ext(ws)
+        report(
+            f"permessage-deflate agreed: the server answered {got or '(none)'!r}",
+            None if got and ext_key(got)[0] == "permessage-deflate" else "no permessage-deflate",
+        )
+        report(
+            "websockets enabled its PerMessageDeflate extension",
+            None if any(e.name == "permessage-deflate" for e in ws.protocol.extensions) else f"{ws.protocol.extensions}",
+        )
+        bits = int(ext_param(ws, "server_max_window_bits") or 15)
+        # The server's window, less zlib's 262-byte lookahead margin, against a 5000-byte gap.
+        far = ("below", 10) if (1 << bits) - 262 > 5000 else ("about", None)
+        big = 16 << 20
+        cases = [
+            ("text 0 B", "", None),
+            ("text 125 B", ("a short text message, compressible: " * 4)[:125], None),
+            ("text 64 KiB JSON", json_text(64 << 10), ("below", 4)),
+            ("binary 0 B", b"", None),
+            ("binary 125 B random", random_bytes(125), None),
+            ("binary 64 KiB random", random_bytes(64 << 10), None),
+            ("text 16 MiB JSON (highly compressible)", json_text(big), ("below", 5)),
+            ("binary 16 MiB pattern (compressible)", pattern(big), ("below", 5)),
+            (
+                f"binary 1 MiB of a 5000-byte random block repeated (server window {bits} bits: "
+                + ("must shrink)" if far[0] == "below" else "must not shrink)"),
+                far_repeats(1 << 20),
+                far,
+            ),
+        ]
+        for name, msg, rule in cases:
+            before = ws.wire_in
+            if not await check(f"deflate echo {name}", expect_echo(ws, msg)):
+                return
+            took = ws.wire_in - before
+            print(f"  ({name}: {len(msg)} bytes; the server's echo took {took} bytes on the wire)", flush=True)
+            if rule:
+                report(
+                    f"deflate wire: the server's echo of {name} came in {describe_rule(rule)}",
+                    wire_check(len(msg), took, rule),
+                )
+        data = json_text(4 << 20).encode()
+        chunks = [data[i : i + 300_000] for i in range(0, len(data), 300_000)]
+        await check(
+            f"deflate: fragmented text, 4 MiB JSON in {len(chunks)} compressed fragments",
+            expect_echo(ws, [c.decode() for c in chunks], data.decode()),
+        )
+        one = random_bytes(3000)
+        await check(
+            "deflate: fragmented binary, 3000 x 1 B random, each fragment compressed",
+            expect_echo(ws, [one[i : i + 1] for i in range(3000)], one),
+        )
+
+        async def close_4000():
+            await ws.close(4000, "compressed connection done ✓")
+            rcvd = ws.protocol.close_rcvd
+            if rcvd is None or rcvd.code != 4000:
+                return f"close echo: {rcvd}"
+            return None
+
+        await check("deflate: close 4000 + reason, the server echoes it", close_4000())
+
+    # Last, on its own connection: deflate makes incompressible data a little longer, so the
+    # compressed frame is larger than the message.
+    async def random_echo():
+        async with conn(base + "/deflate-random-py") as ws:
+            msg = random_bytes(random_size)
+            before = ws.wire_in
+            err = await expect_echo(ws, msg)
+            if err:
+                return err
+            print(f"  (binary {random_size} B random: the server's echo took {ws.wire_in - before} bytes on the wire)", flush=True)
+            return await close_normally(ws)
+
+    await check(f"deflate echo binary {random_size} B random (incompressible), own connection", random_echo())
+
+
 async def main():
+    global DEFLATE, EXPECT_EXT
     args = sys.argv[1:]
     base = args[0].rstrip("/")
     all_codes = not ("--close-codes" in args and args[args.index("--close-codes") + 1] == "sample")
+    if "--deflate" in args:
+        DEFLATE = args[args.index("--deflate") + 1]
+    if "--expect-ext" in args:
+        v = args[args.index("--expect-ext") + 1]
+        EXPECT_EXT = "" if v == "none" else v
+    random_size = 16 << 20
+    if "--random-size" in args:
+        random_size = int(args[args.index("--random-size") + 1])
     await echo_checks(base)
+    if DEFLATE != "off":
+        await deflate_checks(base, random_size)
     await fragment_checks(base)
     await ping_checks(base)
     await subprotocol_checks(base)

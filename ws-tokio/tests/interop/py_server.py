@@ -1,6 +1,7 @@
 """Python `websockets` echo server for the ws-tokio interop_client.
 
-usage: py_server.py [PORT]   (default 0: any free port; prints `LISTENING 127.0.0.1:PORT`)
+usage: py_server.py [PORT] [--deflate off|default|lean]
+       (PORT 0, the default: any free port; prints `LISTENING 127.0.0.1:PORT`)
 
 Echoes text and binary messages. Text commands (see examples/interop_client.rs):
   !frag binary COUNT SIZE / !frag text COUNT REPS   reply with a fragmented message,
@@ -8,7 +9,10 @@ Echoes text and binary messages. Text commands (see examples/interop_client.rs):
   !ping PAYLOAD                                     ping; after the pong: `pong-received:PAYLOAD`
   !close CODE REASON                                close with CODE and REASON
 Rejects /reject with 403; supports subprotocols chat and superchat (server preference).
-Compression is off: ws-tokio does not implement permessage-deflate yet.
+--deflate (permessage-deflate, RFC 7692): `off` (the default) declines any offer; `default` is
+websockets' own default (server_max_window_bits=12, client_max_window_bits=12, memLevel 5);
+`lean` adds server_no_context_takeover and client_no_context_takeover. websockets compresses
+every data frame, fragments included.
 """
 
 import asyncio
@@ -17,6 +21,7 @@ import sys
 
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
 TEXT_UNIT = "héllo wörld ✓ 😀 "
 SUBPROTOCOLS = ["chat", "superchat"]
@@ -88,13 +93,36 @@ async def echo(ws):
             await ws.send(msg)
 
 
+def deflate_options(mode):
+    if mode == "off":
+        return {"compression": None}
+    if mode == "default":
+        return {"compression": "deflate"}
+    if mode == "lean":
+        factory = ServerPerMessageDeflateFactory(
+            server_no_context_takeover=True,
+            client_no_context_takeover=True,
+            server_max_window_bits=12,
+            client_max_window_bits=12,
+            compress_settings={"memLevel": 5},
+        )
+        return {"compression": None, "extensions": [factory]}
+    raise SystemExit(f"unknown --deflate mode {mode!r}")
+
+
 async def main():
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    args = sys.argv[1:]
+    mode = "off"
+    if "--deflate" in args:
+        i = args.index("--deflate")
+        mode = args[i + 1]
+        del args[i : i + 2]
+    port = int(args[0]) if args else 0
     async with serve(
         handler,
         "127.0.0.1",
         port,
-        compression=None,
+        **deflate_options(mode),
         max_size=None,
         ping_interval=None,
         process_request=process_request,
