@@ -380,6 +380,12 @@ impl Connection {
                 Err(Error::Closed)
             };
         }
+        #[cfg(feature = "deflate")]
+        if self.message.is_none() {
+            if let Some(c) = self.codec.as_mut() {
+                c.release_idle();
+            }
+        }
         let mut pos = 0;
         loop {
             let Some(frame) = self.frame else {
@@ -700,6 +706,10 @@ impl Connection {
         out.extend_from_slice(body);
         if let Some(key) = mask {
             apply_mask(&mut out[start..], key, 0);
+        }
+        #[cfg(feature = "deflate")]
+        if let Some(c) = self.codec.as_mut() {
+            c.release_sent();
         }
         self.commit_send(opcode, true);
         Ok(())

@@ -445,8 +445,12 @@ mod codec {
                     break;
                 }
                 let mut rest = part;
+                // Start near the likely output size and double: small messages touch little
+                // memory, large ones few steps.
+                let mut step = (rest.len() as u64 * 4 + 256).min(64 << 10);
                 loop {
-                    let room = (budget - produced).saturating_add(1).min(64 << 10) as usize;
+                    let room = (budget - produced).saturating_add(1).min(step) as usize;
+                    step = (step * 2).min(1 << 20);
                     let start = self.out.len();
                     let want = start + room.max(1);
                     if want > self.out.capacity() {
@@ -502,6 +506,23 @@ mod codec {
             Ok(())
         }
 
+        /// Between messages: in the lean mode (the peer resets its context, so ours is gone
+        /// too) give back the inflate buffer; otherwise keep it unless a large message grew it.
+        pub(crate) fn release_idle(&mut self) {
+            let cap = self.out.capacity();
+            if cap > 0 && (self.peer_reset() || cap > (256 << 10)) {
+                self.out = Vec::new();
+            }
+        }
+
+        /// After a message was sent: the same for the compression buffer.
+        pub(crate) fn release_sent(&mut self) {
+            let cap = self.compressed.capacity();
+            if cap > 0 && (self.our_reset() || cap > (256 << 10)) {
+                self.compressed = Vec::new();
+            }
+        }
+
         /// Compresses a whole message into `self.compressed`, without the `00 00 ff ff` tail.
         pub(crate) fn compress(&mut self, input: &[u8]) -> Result<(), Error> {
             self.compressed.clear();
@@ -534,9 +555,6 @@ mod codec {
             }
             if self.our_reset() {
                 self.deflate = None;
-            }
-            if self.compressed.capacity() > (256 << 10) && self.compressed.len() < (64 << 10) {
-                self.compressed.shrink_to(64 << 10);
             }
             Ok(())
         }

@@ -6,8 +6,17 @@ usage: logcheck.py LOG CHECK ARGS...   prints PASS/FAIL lines; exits 1 if any fa
   reject PATH STATUS             a request for PATH was rejected with STATUS
   ended PATH WHAT                the connection on PATH ended with `end WHAT` (e.g. clean,
                                  error=PeerVanished)
-  all-clean                      every accepted connection ended with `end clean`
-  browser PATH                   what the Chromium page sent, as the server saw it
+  all-clean [EXCEPT_PATH...]     every accepted connection (but those on EXCEPT_PATHs) ended
+                                 with `end clean`
+  browser PATH                   what the Chromium page sent, as the server saw it, and that
+                                 permessage-deflate was agreed and used
+  negotiated EXPECTED            every accepted connection was answered with this
+                                 Sec-WebSocket-Extensions value (compared as a set of
+                                 parameters; `none`: no extension agreed)
+  compressed-in PATH LEN FACTOR  the first data message of LEN bytes on PATH took fewer than
+                                 LEN/FACTOR bytes on the wire (the peer compressed it and we
+                                 inflated it): wire_in at its recv line less wire_in at the
+                                 previous data message (or the accept line)
   dead-peer PATH PING_MS PONG_MS JSON
                                  the server failed the connection on PATH with Timeout(Pong)
                                  within PONG_MS + PING_MS + 1 s of the peer going silent
@@ -60,6 +69,47 @@ def end_of(c):
     return ends[-1] if ends else None
 
 
+def ext_key(value):
+    """An extension header value as (name, sorted parameters), for comparison."""
+    if value in (None, "", "-", "none"):
+        return None
+    parts = ["=".join(x.strip().strip('"').lower() for x in p.split("=")) for p in value.split(";")]
+    return parts[0], sorted(parts[1:])
+
+
+def negotiated_of(c):
+    """The Sec-WebSocket-Extensions value our server sent (None: none)."""
+    m = re.search(r'negotiated=(-|"((?:[^"\\]|\\.)*)")', c.get("accept", ""))
+    if not m or m[1] == "-":
+        return None
+    return m[2]
+
+
+def wire_in(rest):
+    m = re.search(r"wire_in=(\d+)", rest)
+    return int(m[1]) if m else None
+
+
+def compressed_in(c, length, factor):
+    """(error, detail) for the first data message of `length` bytes on connection c."""
+    prev = wire_in(c.get("accept", ""))
+    for _, kind, rest in c["events"]:
+        if kind != "recv":
+            continue
+        m = re.match(r"(text|binary) len=(\d+)", rest)
+        if not m:
+            continue
+        now = wire_in(rest)
+        if int(m[2]) == length:
+            if prev is None or now is None:
+                return "no wire_in counters in the log", None
+            took = now - prev
+            detail = f"{length} bytes took {took} bytes on the wire ({took * 100 / length:.2f}%)"
+            return (None if took < length // factor else detail), detail
+        prev = now
+    return f"no data message of {length} bytes received", None
+
+
 def one(conns, path):
     cs = on_path(conns, path)
     if len(cs) != 1:
@@ -90,14 +140,35 @@ def main():
             err = None if e and e[1].startswith(what) else f"ended with {e[1] if e else 'nothing'}"
         report(f"server log: the connection on {path} ended with `{what}`", err)
     elif check == "all-clean":
-        accepted = [c for c in conns.values() if c["accepted"]]
+        except_paths = set(args)
+        accepted = [c for c in conns.values() if c["accepted"] and c["path"] not in except_paths]
         bad = []
         for c in accepted:
             e = end_of(c)
             if not e or not e[1].startswith("clean"):
                 bad.append(f"conn {c['id']} {c['path']}: {e[1] if e else 'no end line'}")
         err = None if accepted and not bad else (f"{len(bad)} of {len(accepted)}: {bad[:5]}" if bad else "no connections")
-        report(f"server log: all {len(accepted)} accepted connections ended with a clean close handshake", err)
+        but = f" (but those on {', '.join(sorted(except_paths))})" if except_paths else ""
+        report(f"server log: all {len(accepted)} accepted connections{but} ended with a clean close handshake", err)
+    elif check == "negotiated":
+        want = args[0]
+        accepted = [c for c in conns.values() if c["accepted"]]
+        bad = [
+            f"conn {c['id']} {c['path']}: {negotiated_of(c) or '(none)'}"
+            for c in accepted
+            if ext_key(negotiated_of(c)) != ext_key(want)
+        ]
+        err = None if accepted and not bad else (f"{len(bad)} of {len(accepted)}: {bad[:3]}" if bad else "no connections")
+        report(f"server log: all {len(accepted)} accepted connections answered with Sec-WebSocket-Extensions {want!r}", err)
+    elif check == "compressed-in":
+        path, length, factor = args[0], int(args[1]), int(args[2])
+        c, err = one(conns, path)
+        detail = None
+        if c:
+            err, detail = compressed_in(c, length, factor)
+        if detail:
+            print(f"  ({path}: {detail})", flush=True)
+        report(f"server log: the {length}-byte message on {path} came in compressed (< 1/{factor} on the wire)", err)
     elif check == "browser":
         path = args[0]
         c, err = one(conns, path)
@@ -111,10 +182,21 @@ def main():
                 if "permessage-deflate" in c["accept"] and "protocol=chat " in c["accept"]
                 else c["accept"],
             )
+            got = negotiated_of(c)
+            report(
+                "server log: we answered chromium with Sec-WebSocket-Extensions: permessage-deflate",
+                None if ext_key(got) == ext_key("permessage-deflate") else f"negotiated {got or '(none)'}",
+            )
+            err, detail = compressed_in(c, 1 << 20, 5)
+            if detail:
+                print(f"  (chromium's 1 MiB text: {detail})", flush=True)
+            report("server log: chromium's 1 MiB text came in compressed (< 1/5 on the wire)", err)
             for want, name in [
                 ('text len=23 text="hello from chromium ✓"', "text"),
                 ("binary len=256 ", "binary 256 B"),
                 ("binary len=65536 ", "binary 64 KiB"),
+                ("text len=1048576 ", "text 1 MiB JSON"),
+                ("binary len=262144 ", "binary 256 KiB random"),
                 ('close code=1000 reason="browser done"', "close 1000"),
             ]:
                 ok = any(r.startswith(want) for r in recv)

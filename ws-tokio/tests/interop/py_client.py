@@ -345,8 +345,8 @@ def wire_check(len_, took, rule):
     kind, arg = rule
     if kind == "below":
         ok = took < len_ // arg
-    else:  # "about": not compressed
-        ok = len_ * 9 // 10 <= took <= len_ + len_ // 64 + 1024
+    else:  # "about": not shrunk (at least 90% of the size)
+        ok = took >= len_ * 9 // 10
     return None if ok else f"{took} bytes on the wire for {len_} bytes ({took * 100 / max(len_, 1):.2f}%)"
 
 
@@ -378,7 +378,7 @@ async def deflate_checks(base, random_size):
             ("binary 125 B random", random_bytes(125), None),
             ("binary 64 KiB random", random_bytes(64 << 10), None),
             ("text 16 MiB JSON (highly compressible)", json_text(big), ("below", 5)),
-            ("binary 16 MiB pattern (compressible)", pattern(big), ("below", 5)),
+            ("binary 16 MiB pattern (compressible)", pattern(big), ("below", 2)),
             (
                 f"binary 1 MiB of a 5000-byte random block repeated (server window {bits} bits: "
                 + ("must shrink)" if far[0] == "below" else "must not shrink)"),
@@ -424,7 +424,11 @@ async def deflate_checks(base, random_size):
         async with conn(base + "/deflate-random-py") as ws:
             msg = random_bytes(random_size)
             before = ws.wire_in
-            err = await expect_echo(ws, msg)
+            try:
+                err = await expect_echo(ws, msg)
+            except ConnectionClosed as e:
+                # (Handled here: websockets' __aexit__ fails on a connection closed this way.)
+                return f"sent {describe(msg)} (compressed by websockets), the connection closed: {e}"
             if err:
                 return err
             print(f"  (binary {random_size} B random: the server's echo took {ws.wire_in - before} bytes on the wire)", flush=True)
@@ -434,7 +438,7 @@ async def deflate_checks(base, random_size):
 
 
 async def main():
-    global DEFLATE, EXPECT_EXT
+    global DEFLATE, EXPECT_EXT, STEP
     args = sys.argv[1:]
     base = args[0].rstrip("/")
     all_codes = not ("--close-codes" in args and args[args.index("--close-codes") + 1] == "sample")
@@ -443,6 +447,8 @@ async def main():
     if "--expect-ext" in args:
         v = args[args.index("--expect-ext") + 1]
         EXPECT_EXT = "" if v == "none" else v
+    if DEFLATE != "off":
+        STEP = 120  # compressing 16 MiB takes a while in a debug build of the server
     random_size = 16 << 20
     if "--random-size" in args:
         random_size = int(args[args.index("--random-size") + 1])
