@@ -131,4 +131,5 @@ async fn main() {
         }
     );
     let _ = child.kill();
+    let _ = child.wait();
 }

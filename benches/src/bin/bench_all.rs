@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin bench_all -- --quick      # about 3 minutes
-//! cargo run --release -p benches --bin bench_all                 # full: about 30 minutes
+//! cargo run --release -p benches --bin bench_all                 # full: about 20-25 minutes
 //! cargo run --release -p benches --bin bench_all -- --k6-scenario [--vus 1000]
 //! ```
 //!
@@ -18,7 +18,7 @@
 //! `--workers N` (server runtime workers, default 2), `--client-threads N` (default 1),
 //! `--text` (text instead of binary messages), `--out PATH` (default `benches/RESULTS.md`).
 //! k6 scenario: `--vus N` (default 1000), `--ramp S` (10), `--k6-duration S` (30),
-//! `--session S` (10), written to `benches/RESULTS-k6.md`.
+//! `--session S` (10), `--k6-rounds N` (1), written to `benches/RESULTS-k6.md`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -802,40 +802,87 @@ fn k6_scenario(args: &Args, s: &Settings) {
     );
     let _ = writeln!(
         md,
-        "| impl | ws_connecting avg | p(95) | ws_sessions | ws_msgs_sent | ws_msgs_received | ws_session_duration avg | p(95) | echo p50 | echo p99 | server CPU | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| impl | ws_connecting avg | p(95) | ws_sessions | ws_msgs_sent | ws_msgs_received | ws_session_duration avg | p(95) | echo p50 | echo p99 | server CPU per run | errors | background |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
-    for imp in s.impls.clone() {
-        let r = Server::start(imp, s.workers).and_then(|srv| {
-            run_k6(&K6Scenario {
-                addr: srv.addr,
-                vus,
-                ramp,
-                duration,
-                session,
-                size,
-                server_pid: Some(srv.pid()),
-                client_threads: s.client_threads,
-            })
-        });
-        match r {
-            Ok(r) => {
-                eprintln!("{:<17} {}", imp.name(), r.k6.summary());
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {} | {} | {} |",
-                    imp.name(),
-                    r.k6.row_cells(),
-                    fmt_ns(r.quantile_ns(0.5)),
-                    fmt_ns(r.quantile_ns(0.99)),
-                    fmt_ns(r.server_cpu_ns.map_or(f64::NAN, |c| c as f64)),
-                    r.errors
-                );
-            }
-            Err(e) => {
-                eprintln!("FAILED {}: {e}", imp.name());
-                let _ = writeln!(md, "| {} | failed: {e} |", imp.name());
+    let rounds = args.get("k6-rounds", 1usize).max(1);
+    // Per implementation: every round's result, merged at the end (k6-style totals).
+    let mut per: Vec<Vec<LoadResult>> = vec![Vec::new(); s.impls.len()];
+    let mut failed: Vec<String> = Vec::new();
+    for round in 0..rounds {
+        for imp in rotated(&s.impls, round) {
+            let r = Server::start(imp, s.workers).and_then(|srv| {
+                run_k6(&K6Scenario {
+                    addr: srv.addr,
+                    vus,
+                    ramp,
+                    duration,
+                    session,
+                    size,
+                    server_pid: Some(srv.pid()),
+                    client_threads: s.client_threads,
+                })
+            });
+            let ii = s.impls.iter().position(|&i| i == imp).unwrap_or(0);
+            match r {
+                Ok(r) => {
+                    eprintln!(
+                        "[round {}/{rounds}] {:<17} {} (background {:.2} cores)",
+                        round + 1,
+                        imp.name(),
+                        r.k6.summary(),
+                        r.background_cores()
+                    );
+                    per[ii].push(r);
+                }
+                Err(e) => {
+                    eprintln!("FAILED {}: {e}", imp.name());
+                    failed.push(format!("round {} {}: {e}", round + 1, imp.name()));
+                }
             }
         }
+    }
+    for (ii, imp) in s.impls.iter().enumerate() {
+        let runs = &per[ii];
+        if runs.is_empty() {
+            let _ = writeln!(md, "| {} | failed |", imp.name());
+            continue;
+        }
+        let mut k6 = K6Metrics::default();
+        let mut lat = benches::stats::latency_histogram();
+        let (mut cpu, mut errors, mut bg) = (0u64, 0u64, Vec::new());
+        for r in runs {
+            k6.merge(&r.k6);
+            let _ = lat.add(&r.latency);
+            cpu += r.server_cpu_ns.unwrap_or(0);
+            errors += r.errors;
+            bg.push(r.background_cores());
+        }
+        let q = |x: f64| {
+            if lat.is_empty() {
+                f64::NAN
+            } else {
+                lat.value_at_quantile(x) as f64
+            }
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {:.2} |",
+            imp.name(),
+            k6.row_cells(),
+            fmt_ns(q(0.5)),
+            fmt_ns(q(0.99)),
+            fmt_ns(cpu as f64 / runs.len() as f64),
+            errors,
+            median(&bg)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nTotals over {rounds} round(s) (implementation order rotated per round); server CPU is \
+         per run (mean); background = CPU cores busy with other processes (median over rounds)."
+    );
+    for f in &failed {
+        let _ = writeln!(md, "\n- failed: {f}");
     }
     println!("{md}");
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS-k6.md");

@@ -1,6 +1,6 @@
 //! The key micro-bench figures as a markdown table, without criterion, for the README.
 //!
-//! `cargo run --release -p benches --bin micro_report [-- --millis 300]`
+//! `cargo run --release -p benches --bin micro_report [-- --millis 500]`
 //!
 //! Each figure is the best of 30 timed batches (each batch repeats the operation enough times
 //! to take roughly `millis / 30`): the minimum is the figure least disturbed by other work on
@@ -84,7 +84,7 @@ fn gbps(bytes: usize, ns: f64) -> String {
 
 fn main() {
     let args = Args::from_env();
-    let budget = Duration::from_millis(args.get("millis", 300u64));
+    let budget = Duration::from_millis(args.get("millis", 500u64));
     let mut rows: Vec<(String, String, String)> = Vec::new();
     let mut add = |name: &str, ns: f64, tput: String| {
         let t = if ns >= 1000.0 {

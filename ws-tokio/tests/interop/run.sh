@@ -14,11 +14,25 @@
 # Checks:
 #  1. interop_server vs Python websockets and Node ws clients: echo sizes, fragmented messages,
 #     ping/pong, keepalive, every allowed close code, server-initiated close, subprotocols, 403.
+#     These clients offer no compression; every connection must come without an extension.
 #  2. interop_client vs Python websockets and Node ws servers: the same from the client side,
-#     fragmentation on the receiving side (our API sends whole messages only), and 403.
-#  3. Chromium (headless, playwright-core) against interop_server, both sides checked.
+#     fragmentation on the receiving side (our API sends whole messages only), and 403. These
+#     servers decline our permessage-deflate offer; every connection must come without one.
+#  3. Chromium (headless, playwright-core) against interop_server, both sides checked;
+#     permessage-deflate (Chromium always offers it) must be negotiated, and a 1 MiB text must
+#     arrive compressed.
 #  4. Behind nginx (proxy_read_timeout 3s): keepalive pings keep an idle connection open for
 #     10 s; without pings the proxy cuts it; a dead peer is detected by the pong timeout.
+#  5. permessage-deflate (RFC 7692), with the Sec-WebSocket-Extensions answer asserted on every
+#     connection (by the client) and in the server's log (as it went out on the wire):
+#     a. interop_server (default settings, then --lean) vs Python websockets and Node ws clients
+#        with compression on, and vs clients asking for server_max_window_bits=10: all of 1
+#        (sampled close codes) plus text/binary of 0 B, 125 B, 64 KiB and 16 MiB (JSON, pattern,
+#        random), compressed fragmented messages, close with 4000; the size of the server's
+#        compressed echoes on the wire, and of the clients' compressed messages in the server's
+#        log; a message only a window of 8 KiB or more can shrink (it must not shrink at 10 bits).
+#     b. interop_client vs Python websockets (its default, 12-bit windows; and with no context
+#        takeover) and Node ws (perMessageDeflate: true) servers: the same from the client side.
 
 set -uo pipefail
 
@@ -218,8 +232,8 @@ echo "== 1. interop_server vs Python websockets / Node ws clients; 3. vs Chromiu
 start server "$BIN/interop_server" --protocols chat,superchat --ping-interval-ms 300
 if PORT=$(wait_listening server); then
   BASE="ws://127.0.0.1:$PORT"
-  run_checks "python client -> ws-tokio server" 180 "$PY" "$HERE/py_client.py" "$BASE"
-  run_checks "node client -> ws-tokio server" 180 node "$HERE/node_client.js" "$BASE"
+  run_checks "python client -> ws-tokio server" 180 "$PY" "$HERE/py_client.py" "$BASE" --expect-ext none
+  run_checks "node client -> ws-tokio server" 180 node "$HERE/node_client.js" "$BASE" --expect-ext none
   run_checks "chromium -> ws-tokio server" 120 node "$HERE/browser.js" "$BASE/browser" "$CHROMIUM"
   sleep 0.5 # let the server log the last connections' ends
   L="$WORK/server.log"
@@ -244,14 +258,16 @@ echo "== 2. interop_client vs Python websockets / Node ws servers"
 start py_server "$PY" "$HERE/py_server.py"
 start node_server node "$HERE/node_server.js"
 if PY_PORT=$(wait_listening py_server); then
-  run_checks "ws-tokio client -> python server" 180 "$BIN/interop_client" "ws://127.0.0.1:$PY_PORT"
+  run_checks "ws-tokio client -> python server" 180 "$BIN/interop_client" --expect-ext none \
+    "ws://127.0.0.1:$PY_PORT"
   run_checks "ws-tokio client -> python server" 30 "$BIN/interop_client" --expect-reject 403 \
     "ws://127.0.0.1:$PY_PORT/reject"
 else
   record FAIL "python websockets server did not start"
 fi
 if NODE_PORT=$(wait_listening node_server); then
-  run_checks "ws-tokio client -> node server" 180 "$BIN/interop_client" "ws://127.0.0.1:$NODE_PORT"
+  run_checks "ws-tokio client -> node server" 180 "$BIN/interop_client" --expect-ext none \
+    "ws://127.0.0.1:$NODE_PORT"
   run_checks "ws-tokio client -> node server" 30 "$BIN/interop_client" --expect-reject 403 \
     "ws://127.0.0.1:$NODE_PORT/reject"
 else
@@ -334,5 +350,91 @@ EOF
 else
   record FAIL "nginx checks: the servers did not start"
 fi
+stop_all
+
+# ---------------------------------------------------------------------------------------------
+# 5. permessage-deflate.
+
+DEFLATE_STEP=900 # seconds for one client run (each check inside is bounded to 120 s)
+BIG=16777216
+RANDOM_4M=4194304
+
+# deflate_server_run LABEL SERVER_FLAGS EXPECTED_EXT py|node CLIENT_ARGS...: a fresh
+# interop_server with SERVER_FLAGS, the client with compression on, then the server's log.
+# The pong timeout is raised to 120 s: in a debug build, compressing a 16 MiB message at a
+# 10-bit window keeps the connection's task busy for about 20 s, and the pong that arrived
+# meanwhile is not read before the timer fires (see the report of this check).
+deflate_server_run() {
+  local label=$1 flags=$2 expect=$3 client=$4 name port group L random=$BIG a
+  shift 4
+  for a in "$@"; do [ "$prev" = --random-size ] && random=$a; local prev=$a; done
+  name="dsrv_$(echo "$label" | tr -c 'A-Za-z0-9\n' '_')"
+  group="deflate: $label"
+  # shellcheck disable=SC2086 # flags are words
+  start "$name" "$BIN/interop_server" --protocols chat,superchat --ping-interval-ms 300 \
+    --pong-timeout-ms 120000 $flags
+  if port=$(wait_listening "$name"); then
+    case $client in
+      py) run_checks "$group" $DEFLATE_STEP "$PY" "$HERE/py_client.py" "ws://127.0.0.1:$port" \
+        --close-codes sample --expect-ext "$expect" "$@" ;;
+      node) run_checks "$group" $DEFLATE_STEP node "$HERE/node_client.js" "ws://127.0.0.1:$port" \
+        --close-codes sample --expect-ext "$expect" "$@" ;;
+    esac
+    sleep 0.5
+    L="$WORK/$name.log"
+    run_checks "$group" 30 "$PY" "$HERE/logcheck.py" "$L" negotiated "$expect"
+    run_checks "$group" 30 "$PY" "$HERE/logcheck.py" "$L" keepalive "/keepalive-$client" 2
+    run_checks "$group" 30 "$PY" "$HERE/logcheck.py" "$L" compressed-in "/deflate-$client" $BIG 5
+    if [ "$random" = $BIG ]; then
+      # That connection's own check reports how it ended.
+      run_checks "$group" 30 "$PY" "$HERE/logcheck.py" "$L" all-clean "/deflate-random-$client"
+    else
+      run_checks "$group" 30 "$PY" "$HERE/logcheck.py" "$L" all-clean
+    fi
+  else
+    record FAIL "[$group] interop_server $flags did not start"
+  fi
+  stop_all
+}
+
+echo "== 5a. permessage-deflate: interop_server vs Python websockets / Node ws clients"
+deflate_server_run "python client -> ws-tokio server" "" "permessage-deflate" py --deflate on
+deflate_server_run "node client -> ws-tokio server" "" "permessage-deflate" node --deflate true
+deflate_server_run "python client (server_max_window_bits=10) -> ws-tokio server" "" \
+  "permessage-deflate; server_max_window_bits=10" py --deflate window10 --random-size $RANDOM_4M
+deflate_server_run "node client (serverMaxWindowBits: 10) -> ws-tokio server" "" \
+  "permessage-deflate; server_max_window_bits=10" node --deflate '{"serverMaxWindowBits":10}' \
+  --random-size $RANDOM_4M
+LEAN_EXT="permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+deflate_server_run "python client -> ws-tokio server --lean" --lean "$LEAN_EXT" py --deflate on \
+  --random-size $RANDOM_4M
+deflate_server_run "node client -> ws-tokio server --lean" --lean "$LEAN_EXT" node --deflate true \
+  --random-size $RANDOM_4M
+
+echo "== 5b. permessage-deflate: interop_client vs Python websockets / Node ws servers"
+# deflate_client_run LABEL EXPECTED_EXT CLIENT_ARGS... -- SERVER_CMD...
+deflate_client_run() {
+  local label=$1 expect=$2 name port args=()
+  shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+  shift
+  name="dpeer_$(echo "$label" | tr -c 'A-Za-z0-9\n' '_')"
+  start "$name" "$@"
+  if port=$(wait_listening "$name"); then
+    run_checks "deflate: $label" $DEFLATE_STEP "$BIN/interop_client" --close-codes sample \
+      --expect-ext "$expect" "${args[@]}" "ws://127.0.0.1:$port"
+  else
+    record FAIL "[deflate: $label] the server did not start"
+  fi
+  stop_all
+}
+deflate_client_run "ws-tokio client -> python server" \
+  "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12" \
+  -- "$PY" "$HERE/py_server.py" --deflate default
+deflate_client_run "ws-tokio client -> python server (no context takeover)" \
+  "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12" \
+  --random-size $RANDOM_4M -- "$PY" "$HERE/py_server.py" --deflate lean
+deflate_client_run "ws-tokio client -> node server" "permessage-deflate" \
+  -- node "$HERE/node_server.js" --deflate true
 
 finish
