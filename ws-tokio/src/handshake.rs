@@ -190,16 +190,18 @@ async fn with_timeout<T>(
 }
 
 /// Accepts a WebSocket connection with default settings, any path and no subprotocol.
-pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<WebSocket<S>, Error> {
-    accept_with(stream, Config::default(), |_| Ok(AcceptResponse::new())).await
+pub fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+) -> impl Future<Output = Result<WebSocket<S>, Error>> {
+    accept_with(stream, Config::default(), |_| Ok(AcceptResponse::new()))
 }
 
 /// Accepts with the given settings.
-pub async fn accept_with_config<S: AsyncRead + AsyncWrite + Unpin>(
+pub fn accept_with_config<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     config: Config,
-) -> Result<WebSocket<S>, Error> {
-    accept_with(stream, config, |_| Ok(AcceptResponse::new())).await
+) -> impl Future<Output = Result<WebSocket<S>, Error>> {
+    accept_with(stream, config, |_| Ok(AcceptResponse::new()))
 }
 
 /// Accepts a WebSocket connection after asking `callback`, which sees the request (path,
@@ -208,7 +210,22 @@ pub async fn accept_with_config<S: AsyncRead + AsyncWrite + Unpin>(
 /// Requests that are not valid WebSocket upgrades are answered with 400 (426 with the supported
 /// version for a wrong `Sec-WebSocket-Version`, 431 for oversized heads) and fail with
 /// [`Error::Handshake`]; a rejection by the callback fails with [`Error::Rejected`].
-pub async fn accept_with<S, F>(
+///
+/// The handshake runs in its own allocation (the returned future is one pointer), so the
+/// task that awaits it keeps nothing of it afterwards: an idle connection's task stays small.
+pub fn accept_with<S, F>(
+    stream: S,
+    config: Config,
+    callback: F,
+) -> impl Future<Output = Result<WebSocket<S>, Error>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request<'_, '_>) -> Result<AcceptResponse, Reject>,
+{
+    Box::pin(accept_with_inner(stream, config, callback))
+}
+
+async fn accept_with_inner<S, F>(
     mut stream: S,
     config: Config,
     callback: F,
