@@ -457,6 +457,15 @@ pub(crate) fn poll_recv<D: Driver>(
                     reader.phase = Phase::Done;
                     continue;
                 }
+                if reader.conn.role() == Role::Server
+                    && reader.conn.close_received()
+                    && reader.outcome.is_none()
+                {
+                    // A clean close handshake: the peer sends nothing after its close frame, so
+                    // nothing unread can turn our close into a reset. Done at once.
+                    reader.phase = Phase::Done;
+                    continue;
+                }
                 reader.phase = Phase::Linger;
                 reader.linger_until = Some(now_ms() + reader.close_timeout_ms);
                 reader.timer = None;
