@@ -338,18 +338,13 @@ mod tests {
         assert_eq!(e.cases.len(), TOTAL_CASES);
         assert!(e.warnings().is_empty(), "{:?}", e.warnings());
         assert_eq!(e.render(), text);
-        let deflate = e
-            .cases
-            .iter()
-            .filter(|(id, _)| matches!(id.group(), 12 | 13));
-        assert!(deflate.clone().count() == 216);
-        for (_, x) in deflate {
-            assert_eq!(
-                (x.server, x.client),
-                (Outcome::Unimplemented, Outcome::Unimplemented)
-            );
+        // Every case, permessage-deflate (12.x/13.x) included, is expected to pass in both roles.
+        for (id, x) in &e.cases {
+            for o in [x.server, x.client] {
+                assert!(matches!(o, Outcome::Ok | Outcome::Informational), "{id:?}: {o:?}");
+            }
         }
-        assert_eq!(e.cases.values().filter(|x| !x.is_exception()).count(), 301);
+        assert_eq!(e.cases.keys().filter(|id| matches!(id.group(), 12 | 13)).count(), 216);
     }
 
     #[test]

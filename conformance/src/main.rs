@@ -31,7 +31,7 @@ usage: cargo run --release -p conformance -- [OPTIONS]
   --no-deflate        testees without permessage-deflate: a quick run of 1.x-10.x only
                       (by default they negotiate it with ws-tokio's settings and all 517
                       cases run, 12.x/13.x included)
-  --timeout SECS      time limit for each role's kosoku run (default 900, 100 with --no-deflate)
+  --timeout SECS      time limit for each role's kosoku run (default 1800, 100 with --no-deflate)
   -h, --help          this text";
 
 struct Args {
@@ -99,7 +99,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         expected,
         update_expected,
         deflate,
-        timeout: timeout.unwrap_or(Duration::from_secs(if deflate { 900 } else { 100 })),
+        timeout: timeout.unwrap_or(Duration::from_secs(if deflate { 1800 } else { 100 })),
     }))
 }
 
@@ -621,7 +621,7 @@ mod tests {
         let a = parse(&[]).unwrap().unwrap();
         assert_eq!(a.roles, Role::BOTH);
         assert!(a.patterns.is_empty() && !a.update_expected && a.deflate);
-        assert_eq!(a.timeout, Duration::from_secs(900));
+        assert_eq!(a.timeout, Duration::from_secs(1800));
         assert!(a.expected.is_none());
         let a = parse(&["--no-deflate", "--expected", "/tmp/e.json"])
             .unwrap()
