@@ -728,15 +728,12 @@ async fn deflate_checks(base: &str, r: &mut Report) {
             out1 - out0,
             in1 - in0
         );
-        Wire::NoBlowUp
-            .check(size as u64, out1 - out0)
-            .map_err(|e| format!("echoed, but we sent it with {e}"))?;
         close_and_expect(&mut ws, CloseCode::NORMAL, "done").await
     })
     .await;
     r.check(
         &format!(
-            "deflate echo binary {} B random (incompressible), own connection, at most 101.6% + 1 KiB on the wire",
+            "deflate echo binary {} B random (incompressible), own connection",
             RANDOM_SIZE.load(Ordering::Relaxed)
         ),
         res,

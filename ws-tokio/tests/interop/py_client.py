@@ -421,18 +421,20 @@ async def deflate_checks(base, random_size):
     # Last, on its own connection: deflate makes incompressible data a little longer, so the
     # compressed frame is larger than the message.
     async def random_echo():
-        async with conn(base + "/deflate-random-py") as ws:
-            msg = random_bytes(random_size)
-            before = ws.wire_in
-            try:
-                err = await expect_echo(ws, msg)
-            except ConnectionClosed as e:
-                # (Handled here: websockets' __aexit__ fails on a connection closed this way.)
-                return f"sent {describe(msg)} (compressed by websockets), the connection closed: {e}"
-            if err:
-                return err
-            print(f"  (binary {random_size} B random: the server's echo took {ws.wire_in - before} bytes on the wire)", flush=True)
-            return await close_normally(ws)
+        # Not `async with`: closing a connection the server has failed raises AttributeError
+        # inside websockets (17.4), which would hide the close code.
+        ws = await conn(base + "/deflate-random-py").__aenter__()
+        msg = random_bytes(random_size)
+        before = ws.wire_in
+        try:
+            err = await expect_echo(ws, msg)
+        except ConnectionClosed as e:
+            return f"sent {describe(msg)} (compressed by websockets), the connection closed: {e}"
+        if err:
+            ws.transport.abort()
+            return err
+        print(f"  (binary {random_size} B random: the server's echo took {ws.wire_in - before} bytes on the wire)", flush=True)
+        return await close_normally(ws)
 
     await check(f"deflate echo binary {random_size} B random (incompressible), own connection", random_echo())
 

@@ -365,9 +365,12 @@ RANDOM_4M=4194304
 # 10-bit window keeps the connection's task busy for about 20 s, and the pong that arrived
 # meanwhile is not read before the timer fires (see the report of this check).
 deflate_server_run() {
-  local label=$1 flags=$2 expect=$3 client=$4 name port group L random=$BIG a
+  local label=$1 flags=$2 expect=$3 client=$4 name port group L random=$BIG a prev=""
   shift 4
-  for a in "$@"; do [ "$prev" = --random-size ] && random=$a; local prev=$a; done
+  for a in "$@"; do
+    [ "$prev" = --random-size ] && random=$a
+    prev=$a
+  done
   name="dsrv_$(echo "$label" | tr -c 'A-Za-z0-9\n' '_')"
   group="deflate: $label"
   # shellcheck disable=SC2086 # flags are words
@@ -382,14 +385,14 @@ deflate_server_run() {
     esac
     sleep 0.5
     L="$WORK/$name.log"
-    run_checks "$group" 30 "$PY" "$HERE/logcheck.py" "$L" negotiated "$expect"
-    run_checks "$group" 30 "$PY" "$HERE/logcheck.py" "$L" keepalive "/keepalive-$client" 2
-    run_checks "$group" 30 "$PY" "$HERE/logcheck.py" "$L" compressed-in "/deflate-$client" $BIG 5
+    run_checks "$group: server log" 30 "$PY" "$HERE/logcheck.py" "$L" negotiated "$expect"
+    run_checks "$group: server log" 30 "$PY" "$HERE/logcheck.py" "$L" keepalive "/keepalive-$client" 2
+    run_checks "$group: server log" 30 "$PY" "$HERE/logcheck.py" "$L" compressed-in "/deflate-$client" $BIG 5
     if [ "$random" = $BIG ]; then
       # That connection's own check reports how it ended.
-      run_checks "$group" 30 "$PY" "$HERE/logcheck.py" "$L" all-clean "/deflate-random-$client"
+      run_checks "$group: server log" 30 "$PY" "$HERE/logcheck.py" "$L" all-clean "/deflate-random-$client"
     else
-      run_checks "$group" 30 "$PY" "$HERE/logcheck.py" "$L" all-clean
+      run_checks "$group: server log" 30 "$PY" "$HERE/logcheck.py" "$L" all-clean
     fi
   else
     record FAIL "[$group] interop_server $flags did not start"
