@@ -553,6 +553,13 @@ mod codec {
             if self.compressed.ends_with(&TAIL) {
                 self.compressed.truncate(self.compressed.len() - 4);
             }
+            if self.compressed.is_empty() {
+                // zlib emits nothing for a flush with no new input right after another flush.
+                // An empty payload would make the receiver read the appended tail as the start
+                // of a block; send the header of an empty stored block instead (RFC 7692
+                // section 7.2.3.6), which the tail completes.
+                self.compressed.push(0x00);
+            }
             if self.our_reset() {
                 self.deflate = None;
             }

@@ -1,0 +1,64 @@
+//! Regression tests for crashes found by the fuzz targets in `fuzz/` (see fuzz/README.md).
+#![cfg(feature = "deflate")]
+
+use ws_proto::deflate::{DeflateConfig, negotiate_server};
+use ws_proto::{Config, Connection, Message, MessageAssembler, OpCode};
+
+/// Sends each message from `tx` to `rx` with `encode_message` and returns what `rx` assembles.
+fn roundtrip(tx: &mut Connection, rx: &mut Connection, msgs: &[(OpCode, &[u8])]) -> Vec<Message> {
+    let mut got = Vec::new();
+    let mut asm = MessageAssembler::new();
+    for &(op, payload) in msgs {
+        let mut wire = Vec::new();
+        tx.encode_message(op, payload, &mut wire).unwrap();
+        eprintln!("{op:?} {payload:02x?} -> {wire:02x?}");
+        let mut at = 0;
+        loop {
+            let (n, ev) = rx.receive(&mut wire[at..]).unwrap();
+            at += n;
+            match ev {
+                Some(ev) => {
+                    if let Some(m) = asm.push(ev) {
+                        got.push(m);
+                    }
+                }
+                None => break,
+            }
+        }
+    }
+    got
+}
+
+/// fuzz target `inflate`, crash-8bb58a99874284041db80a8677c2e72d4e5e0566: with compression
+/// level 0 (stored blocks) and `min_size` 0, empty messages compressed with context takeover
+/// come out of the peer's inflater as non-empty messages.
+#[test]
+fn inflate_empty_messages_level0_context_takeover() {
+    let config = DeflateConfig {
+        level: 0,
+        min_size: 0,
+        ..DeflateConfig::DEFAULT
+    };
+    let params = negotiate_server(["permessage-deflate"], &config).unwrap();
+    let cfg = Config {
+        ping_interval: None,
+        ..Config::DEFAULT
+    };
+    let mut server = Connection::server(cfg).unwrap();
+    let mut client = Connection::client(cfg, 1).unwrap();
+    server.set_deflate(params);
+    client.set_deflate(params);
+    let got = roundtrip(
+        &mut server,
+        &mut client,
+        &[(OpCode::Binary, b""), (OpCode::Text, b""), (OpCode::Binary, b"")],
+    );
+    assert_eq!(
+        got,
+        [
+            Message::Binary(vec![]),
+            Message::Text(String::new()),
+            Message::Binary(vec![])
+        ]
+    );
+}
