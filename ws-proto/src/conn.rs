@@ -339,6 +339,11 @@ impl Connection {
         self.close_sent
     }
 
+    /// Payload bytes of the frame being received that have not arrived yet (0 between frames).
+    pub fn frame_remaining(&self) -> u64 {
+        self.frame.map_or(0, |f| f.remaining)
+    }
+
     /// Whether a received message is partly delivered.
     pub fn in_message(&self) -> bool {
         self.message.is_some()

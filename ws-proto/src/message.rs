@@ -68,6 +68,13 @@ impl MessageAssembler {
         }
     }
 
+    /// Makes room for `additional` more bytes of the unfinished message.
+    pub fn reserve(&mut self, additional: usize) {
+        if additional > 0 && !self.buf.is_empty() {
+            self.buf.reserve(additional);
+        }
+    }
+
     /// Bytes buffered for an unfinished message.
     pub fn buffered(&self) -> usize {
         self.buf.len()

@@ -11,7 +11,6 @@ fn roundtrip(tx: &mut Connection, rx: &mut Connection, msgs: &[(OpCode, &[u8])])
     for &(op, payload) in msgs {
         let mut wire = Vec::new();
         tx.encode_message(op, payload, &mut wire).unwrap();
-        eprintln!("{op:?} {payload:02x?} -> {wire:02x?}");
         let mut at = 0;
         loop {
             let (n, ev) = rx.receive(&mut wire[at..]).unwrap();
@@ -51,13 +50,54 @@ fn inflate_empty_messages_level0_context_takeover() {
     let got = roundtrip(
         &mut server,
         &mut client,
-        &[(OpCode::Binary, b""), (OpCode::Text, b""), (OpCode::Binary, b"")],
+        &[
+            (OpCode::Binary, b""),
+            (OpCode::Text, b""),
+            (OpCode::Binary, b""),
+        ],
     );
     assert_eq!(
         got,
         [
             Message::Binary(vec![]),
             Message::Text(String::new()),
+            Message::Binary(vec![])
+        ]
+    );
+}
+
+/// The same bug at the default level: an empty message after another message, both compressed
+/// (`min_size` 0) with context takeover. The first empty payload leaves the appended
+/// `00 00 ff ff` tail half-parsed as a stored-block header; the second completes it.
+#[test]
+fn inflate_empty_messages_default_level_context_takeover() {
+    let config = DeflateConfig {
+        min_size: 0,
+        ..DeflateConfig::DEFAULT
+    };
+    let params = negotiate_server(["permessage-deflate"], &config).unwrap();
+    let cfg = Config {
+        ping_interval: None,
+        ..Config::DEFAULT
+    };
+    let mut client = Connection::client(cfg, 1).unwrap();
+    let mut server = Connection::server(cfg).unwrap();
+    server.set_deflate(params);
+    client.set_deflate(params);
+    let got = roundtrip(
+        &mut client,
+        &mut server,
+        &[
+            (OpCode::Text, b"hello"),
+            (OpCode::Binary, b""),
+            (OpCode::Binary, b""),
+        ],
+    );
+    assert_eq!(
+        got,
+        [
+            Message::Text("hello".into()),
+            Message::Binary(vec![]),
             Message::Binary(vec![])
         ]
     );

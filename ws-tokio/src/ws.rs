@@ -106,6 +106,11 @@ impl Reader {
                     if let Some(msg) = self.assembler.push(ev) {
                         return (pos, Some(Ok(msg)));
                     }
+                    // A large frame arrives in pieces: size the message buffer for the rest
+                    // of the frame once (capped, so a declared length alone cannot claim much
+                    // memory) instead of growing it piece by piece.
+                    let rest = self.conn.frame_remaining().min(256 << 10) as usize;
+                    self.assembler.reserve(rest);
                 }
                 Ok((n, None)) => {
                     pos += n;

@@ -897,3 +897,30 @@ fn compressed_frame_rules() {
         ]
     );
 }
+
+#[test]
+fn frame_remaining_counts_down() {
+    let mut c = Connection::server(no_timers()).unwrap();
+    let mut b = frame_to(Role::Server, 2, true, 0, &[7u8; 300]);
+    assert_eq!(c.frame_remaining(), 0);
+    let (n, ev) = c.receive(&mut b[..108]).unwrap();
+    assert_eq!(n, 108);
+    assert!(matches!(
+        ev,
+        Some(Event::Data {
+            frame_fin: false,
+            ..
+        })
+    ));
+    assert_eq!(c.frame_remaining(), 200);
+    let (_, ev) = c.receive(&mut b[108..]).unwrap();
+    assert!(matches!(
+        ev,
+        Some(Event::Data {
+            frame_fin: true,
+            message_fin: true,
+            ..
+        })
+    ));
+    assert_eq!(c.frame_remaining(), 0);
+}
