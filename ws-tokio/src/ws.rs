@@ -61,6 +61,10 @@ pub(crate) struct Reader {
 pub(crate) struct Writer {
     pub(crate) buf: Vec<u8>,
     pub(crate) pos: usize,
+    /// The payload of a large message, written after `buf` with one vectored write instead of
+    /// being copied into it. Nothing is appended to `buf` while it is pending.
+    tail: Vec<u8>,
+    tail_pos: usize,
     pub(crate) limit: usize,
     pub(crate) write_timeout_ms: Option<u64>,
     pub(crate) deadline: Option<Pin<Box<Sleep>>>,
@@ -185,7 +189,7 @@ impl Reader {
     /// left in the core while the buffer is full are coalesced there (the newest pong wins), so
     /// a peer that pings without reading cannot grow the buffer.
     pub(crate) fn drain_transmit(&mut self, writer: &mut Writer) {
-        while writer.shut || writer.pending() < writer.limit {
+        while writer.shut || (writer.pending() < writer.limit && writer.can_append()) {
             let Some(f) = self.conn.poll_transmit() else {
                 break;
             };
@@ -228,6 +232,8 @@ impl Writer {
         Writer {
             buf: Vec::new(),
             pos: 0,
+            tail: Vec::new(),
+            tail_pos: 0,
             limit: config.write_buffer_size.max(1),
             write_timeout_ms: config.write_timeout.map(|d| d.as_millis().max(1) as u64),
             deadline: None,
@@ -236,7 +242,12 @@ impl Writer {
     }
 
     pub(crate) fn pending(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len() - self.pos + self.tail.len() - self.tail_pos
+    }
+
+    /// Whether frames may be appended to the buffer (no large payload is waiting behind it).
+    pub(crate) fn can_append(&self) -> bool {
+        self.tail_pos >= self.tail.len()
     }
 
     /// Writes the whole buffer out, then flushes the transport.
@@ -245,11 +256,24 @@ impl Writer {
         io: &mut S,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Error>> {
-        while self.pos < self.buf.len() {
-            match Pin::new(&mut *io).poll_write(cx, &self.buf[self.pos..]) {
+        loop {
+            let head = &self.buf[self.pos..];
+            let tail = &self.tail[self.tail_pos..];
+            let r = match (head.is_empty(), tail.is_empty()) {
+                (true, true) => break,
+                (false, true) => Pin::new(&mut *io).poll_write(cx, head),
+                (true, false) => Pin::new(&mut *io).poll_write(cx, tail),
+                (false, false) => Pin::new(&mut *io).poll_write_vectored(
+                    cx,
+                    &[std::io::IoSlice::new(head), std::io::IoSlice::new(tail)],
+                ),
+            };
+            match r {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(Error::PeerVanished)),
                 Poll::Ready(Ok(n)) => {
-                    self.pos += n;
+                    let from_head = n.min(head.len());
+                    self.pos += from_head;
+                    self.tail_pos += n - from_head;
                     self.deadline = None;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
@@ -258,6 +282,8 @@ impl Writer {
         }
         self.buf.clear();
         self.pos = 0;
+        self.tail = Vec::new();
+        self.tail_pos = 0;
         if self.buf.capacity() > self.limit.max(SCRATCH) {
             // A large message grew the buffer; give the memory back.
             self.buf = Vec::new();
@@ -285,10 +311,40 @@ impl Writer {
         io: &mut S,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Error>> {
-        if self.pending() < self.limit {
+        if self.pending() < self.limit && self.can_append() {
             return Poll::Ready(Ok(()));
         }
         self.poll_flush(io, cx)
+    }
+
+    /// Encodes a message it owns: a large uncompressed payload is not copied but kept to be
+    /// written right after its header (one vectored write); anything else as [`Self::encode`].
+    pub(crate) fn encode_owned(
+        &mut self,
+        conn: &mut Connection,
+        msg: Message,
+    ) -> Result<(), Error> {
+        const VECTORED_MIN: usize = 8 << 10;
+        let large = match &msg {
+            Message::Text(t) => t.len() >= VECTORED_MIN,
+            Message::Binary(b) => b.len() >= VECTORED_MIN,
+            _ => false,
+        };
+        if !large || conn.compression_enabled() || !self.can_append() {
+            return self.encode(conn, &msg);
+        }
+        let (opcode, mut payload) = match msg {
+            Message::Text(t) => (OpCode::Text, t.into_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+            other => return self.encode(conn, &other),
+        };
+        let h = conn
+            .frame_header(opcode, true, &mut payload)
+            .map_err(Error::from_proto)?;
+        self.buf.extend_from_slice(h.as_bytes());
+        self.tail = payload;
+        self.tail_pos = 0;
+        Ok(())
     }
 
     /// Encodes a data or control message into the buffer.
@@ -602,14 +658,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// space, the message is in the write buffer whole and the next send or flush delivers it.
     pub async fn send(&mut self, msg: Message) -> Result<(), Error> {
         poll_fn(|cx| self.writer.poll_ready(&mut self.io, cx)).await?;
-        self.start_send_inner(&msg)?;
+        self.start_send_inner(msg)?;
         self.flush().await
     }
 
     /// Queues a message without flushing (see [`flush`](Self::flush)); waits for buffer space.
     pub async fn feed(&mut self, msg: Message) -> Result<(), Error> {
         poll_fn(|cx| self.writer.poll_ready(&mut self.io, cx)).await?;
-        self.start_send_inner(&msg)
+        self.start_send_inner(msg)
     }
 
     /// Writes everything queued.
@@ -621,11 +677,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         flush_all(&mut self.reader, &mut self.writer, &mut self.io, cx)
     }
 
-    fn start_send_inner(&mut self, msg: &Message) -> Result<(), Error> {
+    fn start_send_inner(&mut self, msg: Message) -> Result<(), Error> {
         if let Message::Close(_) = msg {
             self.reader.tick();
         }
-        self.writer.encode(&mut self.reader.conn, msg)?;
+        self.writer.encode_owned(&mut self.reader.conn, msg)?;
         self.reader.drain_transmit(&mut self.writer);
         Ok(())
     }
@@ -673,7 +729,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        self.get_mut().start_send_inner(&item)
+        self.get_mut().start_send_inner(item)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
