@@ -512,7 +512,21 @@ impl Connection {
             _ => {}
         }
         let limits = &self.config.limits;
-        if h.payload_len > limits.max_frame_size {
+        // Compressed data may be slightly longer than what it inflates to (stored blocks add
+        // 5 bytes per 64 KiB): a message within the limits must pass compressed too. What it
+        // inflates to is held to the limits exactly, by the inflate budget.
+        let in_compressed = compressed
+            || (h.opcode == OpCode::Continuation && self.message.is_some_and(|m| m.compressed));
+        let slack = |limit: u64| {
+            if in_compressed {
+                limit.saturating_add(limit / 256 + 1024)
+            } else {
+                limit
+            }
+        };
+        let (frame_limit, message_limit) =
+            (slack(limits.max_frame_size), slack(limits.max_message_size));
+        if h.payload_len > frame_limit {
             return Err(Error::LimitExceeded(Limit::FrameSize));
         }
         match (h.opcode, &mut self.message) {
@@ -528,12 +542,12 @@ impl Connection {
                 if m.fragments > limits.max_fragments {
                     return Err(Error::LimitExceeded(Limit::Fragments));
                 }
-                if m.size > limits.max_message_size {
+                if m.size > message_limit {
                     return Err(Error::LimitExceeded(Limit::MessageSize));
                 }
             }
             (OpCode::Text | OpCode::Binary, None) => {
-                if h.payload_len > limits.max_message_size {
+                if h.payload_len > message_limit {
                     return Err(Error::LimitExceeded(Limit::MessageSize));
                 }
                 let kind = if h.opcode == OpCode::Text {

@@ -30,15 +30,17 @@ pub struct DeflateConfig {
 }
 
 impl DeflateConfig {
-    /// The defaults: context takeover, 15-bit windows, accept every parameter, level 6... but
-    /// level 1 for speed, compress messages of 16 bytes or more.
+    /// The defaults: context takeover, 15-bit windows, accept every parameter, compress
+    /// messages of 16 bytes or more at level 2. (Level 1 is faster but uses fixed codes only,
+    /// which make incompressible data about 5% larger; from level 2 on the compressor falls back
+    /// to stored blocks, and text comes out a quarter smaller than at level 1.)
     pub const DEFAULT: DeflateConfig = DeflateConfig {
         no_context_takeover: false,
         max_window_bits: 15,
         accept_no_context_takeover: true,
         accept_max_window_bits: true,
         min_size: 16,
-        level: 1,
+        level: 2,
     };
 
     /// The memory-lean mode for servers with very many connections: no context takeover in

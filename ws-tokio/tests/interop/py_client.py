@@ -352,7 +352,7 @@ def wire_check(len_, took, rule):
 
 def describe_rule(rule):
     kind, arg = rule
-    return f"fewer than 1/{arg} of its size" if kind == "below" else "about its size (not shrunk)"
+    return f"fewer than 1/{arg} of its size" if kind == "below" else "at least 90% of its size (not shrunk)"
 
 
 async def deflate_checks(base, random_size):
