@@ -341,10 +341,19 @@ mod tests {
         // Every case, permessage-deflate (12.x/13.x) included, is expected to pass in both roles.
         for (id, x) in &e.cases {
             for o in [x.server, x.client] {
-                assert!(matches!(o, Outcome::Ok | Outcome::Informational), "{id:?}: {o:?}");
+                assert!(
+                    matches!(o, Outcome::Ok | Outcome::Informational),
+                    "{id:?}: {o:?}"
+                );
             }
         }
-        assert_eq!(e.cases.keys().filter(|id| matches!(id.group(), 12 | 13)).count(), 216);
+        assert_eq!(
+            e.cases
+                .keys()
+                .filter(|id| matches!(id.group(), 12 | 13))
+                .count(),
+            216
+        );
     }
 
     #[test]
