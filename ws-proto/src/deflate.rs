@@ -130,7 +130,7 @@ fn parse_params(params: &str) -> Result<Params, ()> {
             Some(i) => (raw[..i].trim(), Some(raw[i + 1..].trim())),
             None => (raw, None),
         };
-        match name.to_ascii_lowercase_str() {
+        match param(name) {
             N::ServerNoContext if value.is_none() && !p.server_no_context_takeover => {
                 p.server_no_context_takeover = true
             }
@@ -159,24 +159,19 @@ enum N {
     Other,
 }
 
-trait ParamName {
-    fn to_ascii_lowercase_str(&self) -> N;
-}
-
-impl ParamName for &str {
-    fn to_ascii_lowercase_str(&self) -> N {
-        let eq = |s: &str| self.eq_ignore_ascii_case(s);
-        if eq("server_no_context_takeover") {
-            N::ServerNoContext
-        } else if eq("client_no_context_takeover") {
-            N::ClientNoContext
-        } else if eq("server_max_window_bits") {
-            N::ServerBits
-        } else if eq("client_max_window_bits") {
-            N::ClientBits
-        } else {
-            N::Other
-        }
+/// Which parameter `name` is (case-insensitive).
+fn param(name: &str) -> N {
+    let eq = |s: &str| name.eq_ignore_ascii_case(s);
+    if eq("server_no_context_takeover") {
+        N::ServerNoContext
+    } else if eq("client_no_context_takeover") {
+        N::ClientNoContext
+    } else if eq("server_max_window_bits") {
+        N::ServerBits
+    } else if eq("client_max_window_bits") {
+        N::ClientBits
+    } else {
+        N::Other
     }
 }
 
@@ -234,20 +229,26 @@ struct Out<'a> {
 
 impl Out<'_> {
     fn put(&mut self, s: &str) -> Result<(), Error> {
-        let end = self.len + s.len();
+        self.put_bytes(s.as_bytes())
+    }
+
+    fn put_bytes(&mut self, b: &[u8]) -> Result<(), Error> {
+        let end = self.len + b.len();
         self.buf
             .get_mut(self.len..end)
             .ok_or(Error::BufferTooSmall)?
-            .copy_from_slice(s.as_bytes());
+            .copy_from_slice(b);
         self.len = end;
         Ok(())
     }
 
+    /// `name` followed by window bits (8-15, so one or two digits).
     fn bits(&mut self, name: &str, b: u8) -> Result<(), Error> {
         self.put(name)?;
-        let digits = [b'0' + b / 10, b'0' + b % 10];
-        let d = if b >= 10 { &digits[..] } else { &digits[1..] };
-        self.put(core::str::from_utf8(d).unwrap_or("15"))
+        if b >= 10 {
+            self.put_bytes(&[b'0' + b / 10])?;
+        }
+        self.put_bytes(&[b'0' + b % 10])
     }
 }
 
@@ -627,6 +628,8 @@ mod tests {
         );
         let n = negotiate_server(["permessage-deflate; client_max_window_bits=\"9\""], &c).unwrap();
         assert_eq!(n.client_max_window_bits, 9);
+        let len = write_response(&n, &mut out).unwrap();
+        assert_eq!(&out[..len], b"permessage-deflate; client_max_window_bits=9");
         let lean = negotiate_server(["permessage-deflate"], &DeflateConfig::LEAN).unwrap();
         assert!(lean.server_no_context_takeover && lean.client_no_context_takeover);
     }

@@ -41,7 +41,8 @@ pub enum ProtocolError {
     ControlTooLong,
     /// A 64-bit length with its most significant bit set.
     LengthOverflow,
-    /// A 16- or 64-bit length used where a shorter form fits (not enforced; kept for callers).
+    /// A 16- or 64-bit length used where a shorter form fits (RFC 6455 section 5.2: the
+    /// minimal number of bytes MUST be used).
     NonMinimalLength,
     /// A client sent an unmasked frame to a server.
     UnmaskedFrame,

@@ -380,10 +380,6 @@ impl Writer {
                 return conn.close(code, reason).map_err(Error::from_proto);
             }
         };
-        if self.pos > 0 && self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        }
         let start = self.buf.len();
         let total = conn.frame_len(payload.len());
         let hl = total - payload.len();
