@@ -696,6 +696,16 @@ proptest! {
     }
 }
 
+/// The parameters a server agrees to for a plain `permessage-deflate` offer.
+#[cfg(feature = "deflate")]
+fn default_deflate() -> crate::deflate::Negotiated {
+    crate::deflate::negotiate_server(
+        ["permessage-deflate"],
+        &crate::deflate::DeflateConfig::DEFAULT,
+    )
+    .unwrap()
+}
+
 /// Raw deflate data (fixed Huffman codes) for one literal zero followed by `matches`
 /// length-258, distance-1 copies: 13 bits per 258 output bytes, about 1:160.
 #[cfg(feature = "deflate")]
@@ -757,11 +767,7 @@ fn decompression_bomb_ends_in_1009_within_the_budget() {
         ping_interval: None,
         ..Config::DEFAULT
     };
-    let params = crate::deflate::negotiate_server(
-        ["permessage-deflate"],
-        &crate::deflate::DeflateConfig::DEFAULT,
-    )
-    .unwrap();
+    let params = default_deflate();
     // 40 KiB on the wire that would inflate to about 6 MiB.
     let bomb = deflate_bomb(24_000);
     assert!(bomb.len() < 41 << 10);
@@ -813,11 +819,7 @@ fn decompression_bomb_ends_in_1009_within_the_budget() {
 #[cfg(feature = "deflate")]
 #[test]
 fn compressed_frame_rules() {
-    let params = crate::deflate::negotiate_server(
-        ["permessage-deflate"],
-        &crate::deflate::DeflateConfig::DEFAULT,
-    )
-    .unwrap();
+    let params = default_deflate();
     let r = Role::Server;
     let new = || {
         let mut c = Connection::server(no_timers()).unwrap();
@@ -939,11 +941,7 @@ fn incompressible_message_at_the_limit_passes_compressed() {
         ping_interval: None,
         ..Config::DEFAULT
     };
-    let params = crate::deflate::negotiate_server(
-        ["permessage-deflate"],
-        &crate::deflate::DeflateConfig::DEFAULT,
-    )
-    .unwrap();
+    let params = default_deflate();
     let mut client = Connection::client(cfg, 9).unwrap();
     client.set_deflate(params);
     let mut server = Connection::server(cfg).unwrap();
