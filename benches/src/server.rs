@@ -163,7 +163,9 @@ async fn ours(tcp: TcpStream, config: ws_tokio::Config) {
     while let Some(msg) = ws.recv().await {
         match msg {
             Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
-                if ws.send(m).await.is_err() {
+                // Queued, not flushed: `recv` writes the queue out before it waits for
+                // data, so the replies to one read's worth of messages leave in one write.
+                if ws.feed(m).await.is_err() {
                     return;
                 }
             }

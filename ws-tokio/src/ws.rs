@@ -16,8 +16,12 @@ use crate::config::Config;
 use crate::error::{Error, TimeoutKind};
 use crate::time::{instant_of, now_ms};
 
-/// Size of the per-thread scratch buffer reads land in.
-const SCRATCH: usize = 64 << 10;
+/// Size of the per-thread scratch buffer reads land in: large enough that a 64 KiB message
+/// arrives with one read (64 KiB of payload plus its header do not fit in 64 KiB).
+const SCRATCH: usize = 256 << 10;
+
+/// Write buffer capacity kept between messages; a buffer grown past it is released.
+const WRITE_KEEP: usize = 64 << 10;
 
 thread_local! {
     /// Reads land here and are processed at once, so an idle connection holds no read buffer.
@@ -284,7 +288,7 @@ impl Writer {
         self.pos = 0;
         self.tail = Vec::new();
         self.tail_pos = 0;
-        if self.buf.capacity() > self.limit.max(SCRATCH) {
+        if self.buf.capacity() > self.limit.max(WRITE_KEEP) {
             // A large message grew the buffer; give the memory back.
             self.buf = Vec::new();
         }
@@ -559,27 +563,31 @@ pub(crate) fn poll_recv<D: Driver>(
                     reader.fail(Error::from_proto(e));
                     continue;
                 }
-                // Queued pongs and keepalive pings go out even when the application only reads.
-                if let Poll::Ready(Err(e)) = rio.poll_flush(reader, cx) {
-                    reader.fail(e);
-                    reader.phase = Phase::Done;
-                    continue;
-                }
                 if reader.conn.state() == State::Closed {
                     reader.phase = Phase::Flush;
                     continue;
                 }
                 let out = match reader.process_leftover() {
                     Some(m) => ReadOutcome::Message(m),
-                    None => match poll_read_process(rio, reader, cx) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(e)) => {
-                            reader.outcome = Some(e.into());
+                    None => {
+                        // Before waiting for the peer, write out what is queued: pongs,
+                        // keepalive pings, and messages queued with `feed` (replies to a
+                        // batch of received messages thus leave in one write).
+                        if let Poll::Ready(Err(e)) = rio.poll_flush(reader, cx) {
+                            reader.fail(e);
                             reader.phase = Phase::Done;
                             continue;
                         }
-                        Poll::Ready(Ok(o)) => o,
-                    },
+                        match poll_read_process(rio, reader, cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Err(e)) => {
+                                reader.outcome = Some(e.into());
+                                reader.phase = Phase::Done;
+                                continue;
+                            }
+                            Poll::Ready(Ok(o)) => o,
+                        }
+                    }
                 };
                 match out {
                     ReadOutcome::Progress => {
@@ -640,7 +648,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///
     /// Pings are answered automatically (and returned too); a close frame is returned once,
     /// with its echo already queued, and the next call finishes the close handshake and
-    /// returns `None`. An error reports how the connection ended.
+    /// returns `None`. An error reports how the connection ended. Before it waits for data, it
+    /// writes out everything queued: pongs, keepalive pings and messages from
+    /// [`feed`](Self::feed).
     ///
     /// Cancel-safe: bytes read are processed into the connection's state before the future
     /// returns, so dropping it loses nothing.
@@ -658,7 +668,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.flush().await
     }
 
-    /// Queues a message without flushing (see [`flush`](Self::flush)); waits for buffer space.
+    /// Queues a message without writing it; waits for buffer space. It goes out with the next
+    /// [`flush`](Self::flush) or [`send`](Self::send), or when [`recv`](Self::recv) next waits
+    /// for data. A loop that answers each received message with `feed` thus writes the replies
+    /// to one read's worth of messages with one system call.
     pub async fn feed(&mut self, msg: Message) -> Result<(), Error> {
         poll_fn(|cx| self.writer.poll_ready(&mut self.io, cx)).await?;
         self.start_send_inner(msg)
