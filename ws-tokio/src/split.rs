@@ -9,6 +9,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker, ready};
 
@@ -33,6 +34,11 @@ struct Shared<S> {
     write: Mutex<WriteSide<S>>,
     /// Wakers of a half that found the write side taken.
     waiting: Mutex<Vec<Waker>>,
+    /// The write half queued a close frame: the read half starts its close deadline.
+    close_queued: AtomicBool,
+    /// The read half's waker while it waits for data, so that a close queued by the write
+    /// half wakes it to start the close deadline.
+    read_waker: Mutex<Option<Waker>>,
 }
 
 impl<S> Shared<S> {
@@ -140,6 +146,8 @@ pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(
             closed,
         }),
         waiting: Mutex::new(Vec::new()),
+        close_queued: AtomicBool::new(false),
+        read_waker: Mutex::new(None),
     });
     (
         ReadHalf {
@@ -214,6 +222,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for SplitDriver<'_, S> {
             r?;
             if side.closed || side.writer.shut || !reader.conn.has_pending_transmit() {
                 return Poll::Ready(Ok(()));
+            }
+        }
+    }
+
+    fn close_sent_elsewhere(&self) -> bool {
+        self.shared.close_queued.load(Ordering::Acquire)
+    }
+
+    fn waiting_for_data(&mut self, cx: &mut Context<'_>) {
+        if self.shared.close_queued.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut w) = self.shared.read_waker.lock() {
+            match &*w {
+                Some(old) if old.will_wake(cx.waker()) => {}
+                _ => *w = Some(cx.waker().clone()),
             }
         }
     }
@@ -294,6 +318,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
             writer.buf.extend_from_slice(f.as_bytes());
             if f.opcode() == OpCode::Close {
                 *closed = true;
+                self.shared.close_queued.store(true, Ordering::Release);
+                let waker = self
+                    .shared
+                    .read_waker
+                    .lock()
+                    .ok()
+                    .and_then(|mut w| w.take());
+                if let Some(w) = waker {
+                    w.wake();
+                }
             }
         }
         Ok(())

@@ -214,6 +214,16 @@ impl Reader {
         }
     }
 
+    /// [`tick`](Self::tick) once the bytes of the last read are all processed: deadlines are
+    /// judged per read, after everything that arrived by then (a pong behind other messages in
+    /// the same read clears the pong deadline before it is checked), and still while a peer
+    /// keeps the transport busy (keepalive pings go out, the close deadline holds).
+    fn tick_drained(&mut self) {
+        if self.leftover_pos >= self.leftover.len() {
+            self.tick();
+        }
+    }
+
     /// Starts the close handshake with the core's clock up to date (the close deadline is
     /// computed from it).
     pub(crate) fn close(&mut self, code: Option<CloseCode>, reason: &str) -> Result<(), Error> {
@@ -443,6 +453,13 @@ pub(crate) trait Driver {
     fn poll_flush(&mut self, reader: &mut Reader, cx: &mut Context<'_>) -> Poll<Result<(), Error>>;
     /// Shuts the write side of the transport (once).
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Whether a close frame was queued by someone other than the reader's core (a split
+    /// write half).
+    fn close_sent_elsewhere(&self) -> bool {
+        false
+    }
+    /// Called when the receive loop is about to wait for data with `cx`.
+    fn waiting_for_data(&mut self, _cx: &mut Context<'_>) {}
 }
 
 /// The transport of an unsplit [`WebSocket`].
@@ -559,9 +576,13 @@ pub(crate) fn poll_recv<D: Driver>(
                 }
             }
             Phase::Open => {
-                if let Err(e) = reader.poll_timer(cx) {
-                    reader.fail(Error::from_proto(e));
-                    continue;
+                if !reader.conn.close_sent() && rio.close_sent_elsewhere() {
+                    // The write half sent a close: the core now waits for the answer, with
+                    // the close deadline running. Its own close frame is dropped unsent.
+                    if let Err(e) = reader.close(None, "") {
+                        reader.fail(e);
+                        continue;
+                    }
                 }
                 if reader.conn.state() == State::Closed {
                     reader.phase = Phase::Flush;
@@ -579,7 +600,27 @@ pub(crate) fn poll_recv<D: Driver>(
                             continue;
                         }
                         match poll_read_process(rio, reader, cx) {
-                            Poll::Pending => return Poll::Pending,
+                            Poll::Pending => {
+                                // Everything that arrived has been processed (a pong waiting
+                                // in the transport counts even if the application was slow to
+                                // read it): now the deadlines are judged.
+                                if let Err(e) = reader.poll_timer(cx) {
+                                    reader.fail(Error::from_proto(e));
+                                    continue;
+                                }
+                                // A keepalive ping the timer queued goes out now.
+                                if let Poll::Ready(Err(e)) = rio.poll_flush(reader, cx) {
+                                    reader.fail(e);
+                                    reader.phase = Phase::Done;
+                                    continue;
+                                }
+                                rio.waiting_for_data(cx);
+                                if !reader.conn.close_sent() && rio.close_sent_elsewhere() {
+                                    // A close was queued meanwhile: start its deadline.
+                                    continue;
+                                }
+                                return Poll::Pending;
+                            }
                             Poll::Ready(Err(e)) => {
                                 reader.outcome = Some(e.into());
                                 reader.phase = Phase::Done;
@@ -591,8 +632,7 @@ pub(crate) fn poll_recv<D: Driver>(
                 };
                 match out {
                     ReadOutcome::Progress => {
-                        // Timers may have moved (a frame arrived); poll them again.
-                        reader.tick();
+                        reader.tick_drained();
                         continue;
                     }
                     ReadOutcome::Eof => {
@@ -610,7 +650,7 @@ pub(crate) fn poll_recv<D: Driver>(
                             let _ = rio.poll_flush(reader, cx);
                             reader.phase = Phase::Flush;
                         }
-                        reader.tick();
+                        reader.tick_drained();
                         return Poll::Ready(Some(Ok(msg)));
                     }
                 }
@@ -631,6 +671,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// This side's role.
     pub fn role(&self) -> Role {
         self.reader.conn.role()
+    }
+
+    /// Whether permessage-deflate was negotiated in the opening handshake.
+    pub fn compression_enabled(&self) -> bool {
+        self.reader.conn.compression_enabled()
     }
 
     /// The underlying transport.

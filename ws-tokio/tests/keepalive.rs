@@ -173,3 +173,45 @@ async fn traffic_defers_the_idle_timeout() {
         Message::Close(Some((CloseCode::GOING_AWAY, String::new())))
     );
 }
+
+#[tokio::test]
+async fn a_pong_that_arrived_in_time_counts_even_if_read_late() {
+    let (mut raw, io) = tokio::io::duplex(4096);
+    let srv = tokio::spawn(ws_tokio::accept_with_config(io, keepalive()));
+    raw_client_handshake(&mut raw).await;
+    let mut ws = srv.await.unwrap().unwrap();
+    // The peer answers each ping 20 ms later.
+    let peer = tokio::spawn(async move {
+        let mut r = FrameReader::new(raw);
+        while let Some(f) = r.next().await {
+            if f.opcode == OP_PING {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let pong = cframe(true, OP_PONG, &f.payload);
+                if tokio::io::AsyncWriteExt::write_all(&mut r.io, &pong)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    });
+    // Poll until the first ping is out (at 100 ms), then stop reading before its pong arrives.
+    let first = tokio::time::timeout(Duration::from_millis(110), ws.recv()).await;
+    assert!(first.is_err(), "{first:?}");
+    // The application is busy well past the pong deadline (200 ms after the ping); the pong
+    // has been waiting in the transport since 120 ms.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let m = bounded("recv", ws.recv()).await;
+    assert!(matches!(m, Some(Ok(Message::Pong(_)))), "{m:?}");
+    // And the connection keeps going: more pings, all answered.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(500) {
+        match tokio::time::timeout(Duration::from_millis(100), ws.recv()).await {
+            Err(_) | Ok(Some(Ok(Message::Pong(_)))) => {}
+            Ok(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    drop(ws);
+    bounded("peer", peer).await.unwrap();
+}

@@ -92,6 +92,7 @@ async fn tcp_server_to_client() {
 #[tokio::test]
 async fn duplex_compressed_both_ways() {
     let (s, c) = duplex_pair(compressed(), compressed(), 64 << 10).await;
+    assert!(s.compression_enabled() && c.compression_enabled());
     round_trip(c, s, false).await;
     let (s, c) = duplex_pair(compressed(), compressed(), 64 << 10).await;
     round_trip(s, c, false).await;
@@ -101,8 +102,10 @@ async fn duplex_compressed_both_ways() {
 async fn tcp_compressed_mixed_settings() {
     // Only one side wants compression: messages flow uncompressed.
     let (s, c) = tcp_pair(compressed(), quiet()).await;
+    assert!(!s.compression_enabled() && !c.compression_enabled());
     round_trip(c, s, false).await;
     let (s, c) = tcp_pair(quiet(), compressed()).await;
+    assert!(!s.compression_enabled() && !c.compression_enabled());
     round_trip(s, c, false).await;
 }
 

@@ -108,6 +108,45 @@ async fn close_from_the_write_half_completes_when_the_read_half_sees_the_answer(
 }
 
 #[tokio::test]
+async fn close_from_the_write_half_times_out_when_never_answered() {
+    let cfg = ws_tokio::Config {
+        close_timeout: Duration::from_millis(300),
+        ..quiet()
+    };
+    let (mut raw, io) = tokio::io::duplex(4096);
+    let srv = tokio::spawn(ws_tokio::accept_with_config(io, cfg));
+    raw_client_handshake(&mut raw).await;
+    let (mut rx, mut tx) = srv.await.unwrap().unwrap().split();
+    // The read half is already waiting when the write half closes.
+    let reader = tokio::spawn(async move {
+        let t0 = std::time::Instant::now();
+        let r = rx.recv().await;
+        (r, t0.elapsed(), rx.recv().await.is_none())
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tx.close(CloseCode::NORMAL, "bye").await.unwrap();
+    // The peer reads the close but never answers, and keeps the connection open.
+    let mut peer = FrameReader::new(raw);
+    let f = bounded("close frame", peer.next()).await.expect("close");
+    assert_eq!(f.close_code(), Some(1000));
+    let (r, took, ended) = bounded("read half", reader).await.unwrap();
+    assert!(
+        matches!(
+            r,
+            Some(Err(ws_tokio::Error::Timeout(ws_tokio::TimeoutKind::Close)))
+        ),
+        "{r:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(330) && took < Duration::from_millis(2000),
+        "{took:?}"
+    );
+    assert!(ended);
+    // Nothing but the one close frame was sent, then the transport was shut.
+    assert!(bounded("eof", peer.next()).await.is_none());
+}
+
+#[tokio::test]
 async fn echo_across_halves() {
     let (s, c) = duplex_pair(quiet(), quiet(), 8 << 10).await;
     let echo = tokio::spawn(async move {
