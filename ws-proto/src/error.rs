@@ -142,6 +142,13 @@ pub enum HandshakeError {
     HeadTooLarge,
     /// More header fields than `max_headers`.
     TooManyHeaders,
+    /// An HTTP/2 (RFC 8441) request whose method is not CONNECT.
+    MethodNotConnect,
+    /// An HTTP/2 CONNECT request without the `:protocol` pseudo-header field (a plain tunnel
+    /// request, not a WebSocket).
+    MissingProtocol,
+    /// An HTTP/2 extended CONNECT request whose `:protocol` is not `websocket`.
+    UnsupportedProtocol,
 }
 
 impl Error {

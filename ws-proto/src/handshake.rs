@@ -9,6 +9,8 @@
 //!
 //! Client side: [`generate_key`], [`write_request`], then scan the response head with a
 //! [`HeadScanner`] and check it with [`parse_response`]. Bytes after the head are frame data.
+//!
+//! [`http2`] checks the HTTP/2 extended CONNECT handshake (RFC 8441) for both roles.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -385,7 +387,8 @@ impl<'h, 'b> Request<'h, 'b> {
         self.origin
     }
 
-    /// The `Sec-WebSocket-Key` as sent (24 base64 characters).
+    /// The `Sec-WebSocket-Key` as sent (24 base64 characters); empty for an HTTP/2 extended
+    /// CONNECT request ([`http2::parse_request`]), which has none.
     pub fn key(&self) -> &'b [u8] {
         self.key
     }
@@ -466,10 +469,7 @@ pub fn parse_request<'h, 'b>(
         return Err(hs(E::MissingConnectionUpgrade));
     }
 
-    match unique_header(headers, "Sec-WebSocket-Version") {
-        Ok(Some(v)) if trim_ows(v) == b"13" => {}
-        _ => return Err(hs(E::UnsupportedVersion)),
-    }
+    check_version(headers)?;
 
     let key = match unique_header(headers, "Sec-WebSocket-Key") {
         Ok(Some(k)) => trim_ows(k),
@@ -478,6 +478,33 @@ pub fn parse_request<'h, 'b>(
     if !valid_key(key) {
         return Err(hs(E::InvalidKey));
     }
+
+    let origin = check_offers(headers)?;
+
+    Ok(Request {
+        headers,
+        path,
+        host,
+        origin,
+        key,
+    })
+}
+
+/// Checks that there is exactly one `Sec-WebSocket-Version` and that it is `13`
+/// (`UnsupportedVersion`).
+fn check_version(headers: &[Header<'_>]) -> Result<(), Error> {
+    match unique_header(headers, "Sec-WebSocket-Version") {
+        Ok(Some(v)) if trim_ows(v) == b"13" => Ok(()),
+        _ => Err(hs(HandshakeError::UnsupportedVersion)),
+    }
+}
+
+/// Checks the parts of a client request both HTTP versions share: at most one `Origin`
+/// (`DuplicateHeader`); `Origin` and `Sec-WebSocket-Protocol` values are UTF-8
+/// (`MalformedHttp`); `Sec-WebSocket-Extensions` values are UTF-8 with closed quoted strings
+/// and token names (`InvalidExtension`). Returns the trimmed `Origin`.
+fn check_offers<'b>(headers: &[Header<'b>]) -> Result<Option<&'b str>, Error> {
+    use HandshakeError as E;
 
     let origin = match unique_header(headers, "Origin") {
         Ok(Some(o)) => Some(core::str::from_utf8(trim_ows(o)).map_err(|_| hs(E::MalformedHttp))?),
@@ -496,14 +523,7 @@ pub fn parse_request<'h, 'b>(
             return Err(hs(E::InvalidExtension));
         }
     }
-
-    Ok(Request {
-        headers,
-        path,
-        host,
-        origin,
-        key,
-    })
+    Ok(origin)
 }
 
 /// What the server answers when it accepts a request.
@@ -731,7 +751,8 @@ pub struct Response<'h, 'b> {
 }
 
 impl<'h, 'b> Response<'h, 'b> {
-    /// The status code (always 101 for a response that passed [`parse_response`]).
+    /// The status code (always 101 for a response that passed [`parse_response`], 200 for one
+    /// that passed [`http2::parse_response`]).
     pub fn status(&self) -> u16 {
         self.status
     }
@@ -814,6 +835,27 @@ pub fn parse_response<'h, 'b>(
         _ => return Err(hs(E::InvalidAccept)),
     }
 
+    let protocol = check_choices(headers, offered_protocols, offered_extensions)?;
+
+    Ok(Response {
+        headers,
+        status: code,
+        protocol,
+    })
+}
+
+/// Checks what a server chose against what the client offered: at most one
+/// `Sec-WebSocket-Protocol` (`DuplicateHeader`) whose value is exactly one of
+/// `offered_protocols` (`UnofferedProtocol`); every `Sec-WebSocket-Extensions` value is
+/// well-formed (`InvalidExtension`) and names only extensions in `offered_extensions`
+/// (`UnofferedExtension`). Returns the chosen subprotocol.
+fn check_choices<'b>(
+    headers: &[Header<'b>],
+    offered_protocols: &[&str],
+    offered_extensions: Option<&str>,
+) -> Result<Option<&'b str>, Error> {
+    use HandshakeError as E;
+
     let protocol = match unique_header(headers, "Sec-WebSocket-Protocol") {
         Ok(None) => None,
         Ok(Some(p)) => {
@@ -850,12 +892,7 @@ pub fn parse_response<'h, 'b>(
     {
         return Err(hs(E::UnofferedExtension));
     }
-
-    Ok(Response {
-        headers,
-        status: code,
-        protocol,
-    })
+    Ok(protocol)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -907,6 +944,8 @@ impl<'a> Writer<'a> {
         self.put(digits.get(start..).unwrap_or_default())
     }
 }
+
+pub mod http2;
 
 #[cfg(test)]
 mod tests;

@@ -41,7 +41,8 @@ pub enum Error {
     Closed,
     /// The opening handshake failed on our side or the peer's.
     Handshake(HandshakeError),
-    /// The server answered the opening handshake with an HTTP status other than 101.
+    /// The server answered the opening handshake with an HTTP status other than 101 (200 for
+    /// HTTP/2 extended CONNECT), or a server's callback rejected it with this status.
     Rejected {
         /// The status code.
         status: u16,

@@ -2,8 +2,9 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use ws_proto::deflate::{DeflateConfig, Negotiated};
 use ws_proto::handshake::{self as hs, HeadScanner};
-use ws_proto::{Connection, HandshakeError};
+use ws_proto::{Connection, HandshakeError, Role};
 
 use crate::config::Config;
 use crate::error::{Error, TimeoutKind};
@@ -175,6 +176,44 @@ where
     }
 }
 
+/// Fills `buf` from the operating system's random source.
+fn fill_random(buf: &mut [u8]) -> Result<(), Error> {
+    getrandom::fill(buf).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))
+}
+
+/// The core connection for `role` with `config`'s limits and timers, a fresh masking seed for
+/// a client, and the agreed compression.
+pub(crate) fn connection(
+    role: Role,
+    config: &Config,
+    deflate: Option<Negotiated>,
+) -> Result<Connection, Error> {
+    let mut seed = [0u8; 8];
+    if role == Role::Client {
+        fill_random(&mut seed)?;
+    }
+    let mut conn = Connection::new(role, config.proto(), u64::from_ne_bytes(seed))
+        .map_err(Error::from_proto)?;
+    if let Some(n) = deflate {
+        conn.set_deflate(n);
+    }
+    Ok(conn)
+}
+
+/// The `Sec-WebSocket-Extensions` value of a client's permessage-deflate offer.
+pub(crate) fn deflate_offer(config: &DeflateConfig) -> Result<String, Error> {
+    let mut b = [0u8; 256];
+    let len = ws_proto::deflate::write_offer(config, &mut b).map_err(Error::from_proto)?;
+    Ok(String::from_utf8_lossy(&b[..len]).into_owned())
+}
+
+/// The `Sec-WebSocket-Extensions` value of a server's permessage-deflate answer.
+pub(crate) fn deflate_response(n: &Negotiated) -> Result<String, Error> {
+    let mut b = [0u8; 256];
+    let len = ws_proto::deflate::write_response(n, &mut b).map_err(Error::from_proto)?;
+    Ok(String::from_utf8_lossy(&b[..len]).into_owned())
+}
+
 fn header_refs(h: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
     h.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect()
 }
@@ -271,15 +310,7 @@ where
                 negotiated = config
                     .compression
                     .and_then(|dc| ws_proto::deflate::negotiate_server(req.extensions(), &dc));
-                let ext_value = match &negotiated {
-                    Some(n) => {
-                        let mut b = [0u8; 256];
-                        let len = ws_proto::deflate::write_response(n, &mut b)
-                            .map_err(Error::from_proto)?;
-                        Some(String::from_utf8_lossy(&b[..len]).into_owned())
-                    }
-                    None => None,
-                };
+                let ext_value = negotiated.as_ref().map(deflate_response).transpose()?;
                 let a = hs::Accept {
                     protocol: acc.protocol.as_deref(),
                     extensions: ext_value.as_deref(),
@@ -299,10 +330,7 @@ where
     stream.write_all(&response).await?;
     stream.flush().await?;
     let leftover = buf[head_len..].to_vec();
-    let mut conn = Connection::server(proto).map_err(Error::from_proto)?;
-    if let Some(n) = negotiated {
-        conn.set_deflate(n);
-    }
+    let conn = connection(Role::Server, &config, negotiated)?;
     Ok(WebSocket::from_parts(stream, conn, &config, leftover))
 }
 
@@ -327,23 +355,12 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let config = request.config;
     let proto = config.proto();
     proto.validate().map_err(Error::from_proto)?;
-    let mut random = [0u8; 24];
-    getrandom::fill(&mut random).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
     let mut key_rand = [0u8; 16];
-    key_rand.copy_from_slice(&random[..16]);
-    let mut seed = [0u8; 8];
-    seed.copy_from_slice(&random[16..]);
+    fill_random(&mut key_rand)?;
     let key = hs::generate_key(key_rand);
     let protocols: Vec<&str> = request.protocols.iter().map(String::as_str).collect();
     let extra = header_refs(&request.headers);
-    let offer = match &config.compression {
-        Some(dc) => {
-            let mut b = [0u8; 256];
-            let len = ws_proto::deflate::write_offer(dc, &mut b).map_err(Error::from_proto)?;
-            Some(String::from_utf8_lossy(&b[..len]).into_owned())
-        }
-        None => None,
-    };
+    let offer = config.compression.as_ref().map(deflate_offer).transpose()?;
     let req = hs::ClientRequest {
         host: &request.host,
         path: &request.path,
@@ -387,11 +404,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         };
         drop(headers);
         let leftover = buf[head_len..].to_vec();
-        let mut conn =
-            Connection::client(proto, u64::from_ne_bytes(seed)).map_err(Error::from_proto)?;
-        if let Some(n) = negotiated {
-            conn.set_deflate(n);
-        }
+        let conn = connection(Role::Client, &config, negotiated)?;
         Ok((
             WebSocket::from_parts(stream, conn, &config, leftover),
             response,

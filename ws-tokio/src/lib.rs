@@ -6,6 +6,9 @@
 //!   headers, or reject with a status);
 //! - clients: [`connect`] for `ws://` (and `wss://` with the `rustls` feature), and [`client`]
 //!   over any `AsyncRead + AsyncWrite` transport;
+//! - streams whose handshake was done elsewhere: [`WebSocket::from_upgraded`] (an HTTP/2
+//!   extended CONNECT stream, a hyper `Upgraded`), and with the `http` feature the `http2`
+//!   module for the RFC 8441 handshake on the `http` crate's types;
 //! - [`WebSocket`]: cancel-safe [`recv`](WebSocket::recv) / [`send`](WebSocket::send), `Stream`
 //!   and `Sink`, [`split`](WebSocket::split) into halves, keepalive pings, timeouts and a
 //!   bounded write buffer.
@@ -27,10 +30,13 @@
 mod config;
 mod error;
 mod handshake;
+#[cfg(feature = "http")]
+pub mod http2;
 mod split;
 mod time;
 #[cfg(feature = "rustls")]
 mod tls;
+mod upgraded;
 mod ws;
 
 pub use config::Config;
@@ -43,5 +49,6 @@ pub use split::{ReadHalf, WriteHalf};
 #[cfg(feature = "rustls")]
 pub use tls::{MaybeTlsStream, connect_tls, default_tls_config};
 pub use ws::WebSocket;
+pub use ws_proto::deflate;
 pub use ws_proto::deflate::DeflateConfig;
 pub use ws_proto::{CloseCode, Limits, Message, Role};
