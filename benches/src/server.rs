@@ -118,7 +118,7 @@ pub fn serve(
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                tokio::spawn(handle(imp, tcp));
+                spawn_handler(imp, tcp);
             }
         };
         tokio::select! {
@@ -131,14 +131,15 @@ pub fn serve(
     Ok(())
 }
 
-/// Serves one connection.
-async fn handle(imp: Impl, tcp: TcpStream) {
+/// Serves one connection in its own task. Each implementation's future is spawned as its own
+/// type, so a task is as large as that implementation's future, not the largest of all.
+fn spawn_handler(imp: Impl, tcp: TcpStream) {
     match imp {
-        Impl::Ours => ours(tcp, ours_config()).await,
-        Impl::OursDefault => ours(tcp, ws_tokio::Config::default()).await,
-        Impl::Tungstenite => tungstenite(tcp).await,
-        Impl::Fastwebsockets => fastwebsockets::serve(tcp).await,
-        Impl::TokioWebsockets => tokio_websockets(tcp).await,
+        Impl::Ours => drop(tokio::spawn(ours(tcp, ours_config()))),
+        Impl::OursDefault => drop(tokio::spawn(ours(tcp, ws_tokio::Config::default()))),
+        Impl::Tungstenite => drop(tokio::spawn(tungstenite(tcp))),
+        Impl::Fastwebsockets => drop(tokio::spawn(fastwebsockets::serve(tcp))),
+        Impl::TokioWebsockets => drop(tokio::spawn(tokio_websockets(tcp))),
     }
 }
 
