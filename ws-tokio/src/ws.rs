@@ -20,12 +20,18 @@ use crate::time::{instant_of, now_ms};
 /// arrives with one read (64 KiB of payload plus its header do not fit in 64 KiB).
 const SCRATCH: usize = 256 << 10;
 
+/// Alignment of the start of the scratch buffer. The kernel copies received bytes in with
+/// `rep movsb`, which on some CPUs runs several times slower into a destination that is not
+/// cache-line aligned (a 64 KiB read: 38% of the server's time instead of 5%).
+const ALIGN: usize = 64;
+
 /// Write buffer capacity kept between messages; a buffer grown past it is released.
 const WRITE_KEEP: usize = 64 << 10;
 
 thread_local! {
     /// Reads land here and are processed at once, so an idle connection holds no read buffer.
-    static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; SCRATCH].into_boxed_slice());
+    static SCRATCH_BUF: RefCell<Box<[u8]>> =
+        RefCell::new(vec![0u8; SCRATCH + ALIGN].into_boxed_slice());
 }
 
 /// Where the connection is, from the adapter's point of view.
@@ -427,7 +433,8 @@ fn poll_read_process<D: Driver>(
 ) -> Poll<io::Result<ReadOutcome>> {
     SCRATCH_BUF.with(|cell| {
         let mut guard = cell.borrow_mut();
-        let scratch: &mut [u8] = &mut guard;
+        let off = guard.as_ptr().align_offset(ALIGN);
+        let scratch: &mut [u8] = &mut guard[off..off + SCRATCH];
         let mut rb = ReadBuf::new(scratch);
         ready!(io.poll_read(cx, &mut rb))?;
         let n = rb.filled().len();
