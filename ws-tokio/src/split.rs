@@ -230,6 +230,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for SplitDriver<'_, S> {
         self.shared.close_queued.load(Ordering::Acquire)
     }
 
+    fn stage(&mut self, reader: &mut Reader, cx: &mut Context<'_>) {
+        // The write side is shared: frames are handed over by writing them out (a failure
+        // shows again on the flush before the next read).
+        if reader.conn.has_pending_transmit() {
+            let _ = self.poll_flush(reader, cx);
+        }
+    }
+
     fn waiting_for_data(&mut self, cx: &mut Context<'_>) {
         if self.shared.close_queued.load(Ordering::Acquire) {
             return;

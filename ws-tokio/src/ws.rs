@@ -467,6 +467,9 @@ pub(crate) trait Driver {
     }
     /// Called when the receive loop is about to wait for data with `cx`.
     fn waiting_for_data(&mut self, _cx: &mut Context<'_>) {}
+    /// Puts the control frames the core queued (pongs, keepalive pings) in line to be sent,
+    /// behind what is already queued and ahead of anything sent later.
+    fn stage(&mut self, reader: &mut Reader, cx: &mut Context<'_>);
 }
 
 /// The transport of an unsplit [`WebSocket`].
@@ -482,6 +485,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for Whole<'_, S> {
 
     fn poll_flush(&mut self, reader: &mut Reader, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         flush_all(reader, self.writer, self.io, cx)
+    }
+
+    fn stage(&mut self, reader: &mut Reader, _cx: &mut Context<'_>) {
+        if reader.conn.has_pending_transmit() {
+            reader.drain_transmit(self.writer);
+        }
     }
 
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -640,6 +649,7 @@ pub(crate) fn poll_recv<D: Driver>(
                 match out {
                     ReadOutcome::Progress => {
                         reader.tick_drained();
+                        rio.stage(reader, cx);
                         continue;
                     }
                     ReadOutcome::Eof => {
@@ -658,6 +668,9 @@ pub(crate) fn poll_recv<D: Driver>(
                             reader.phase = Phase::Flush;
                         }
                         reader.tick_drained();
+                        // A ping's pong takes its place in the send order now: before any
+                        // message the application sends after seeing the ping.
+                        rio.stage(reader, cx);
                         return Poll::Ready(Some(Ok(msg)));
                     }
                 }

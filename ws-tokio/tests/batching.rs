@@ -140,3 +140,50 @@ async fn closed_loop_echo_with_feed_does_not_stall() {
         .unwrap();
     bounded("echo task", echo).await.unwrap();
 }
+
+#[tokio::test]
+async fn every_ping_of_a_batch_gets_its_pong_in_order() {
+    let (mut ws, client, _) = counted_server().await;
+    let mut batch = Vec::new();
+    for i in 0..10u8 {
+        batch.extend(cframe(true, OP_PING, format!("payload-{i}").as_bytes()));
+    }
+    let mut reader = FrameReader::new(client);
+    reader.io.write_all(&batch).await.unwrap();
+    for i in 0..10u8 {
+        let m = bounded("ping", ws.recv()).await.expect("ping").unwrap();
+        assert_eq!(m, Message::Ping(format!("payload-{i}").into_bytes()));
+    }
+    let waited = tokio::time::timeout(Duration::from_millis(100), ws.recv()).await;
+    assert!(waited.is_err());
+    for i in 0..10u8 {
+        let f = bounded("pong", reader.next()).await.expect("pong frame");
+        assert_eq!(f.opcode, OP_PONG);
+        assert_eq!(f.payload, format!("payload-{i}").into_bytes());
+    }
+}
+
+#[tokio::test]
+async fn a_pong_goes_before_the_reply_to_the_message_around_its_ping() {
+    let (mut ws, client, _) = counted_server().await;
+    let mut batch = cframe(false, OP_TEXT, b"fragment1");
+    batch.extend(cframe(true, OP_PING, b"ping payload"));
+    batch.extend(cframe(true, OP_CONT, b"fragment2"));
+    let mut reader = FrameReader::new(client);
+    reader.io.write_all(&batch).await.unwrap();
+    let ping = bounded("ping", ws.recv()).await.expect("ping").unwrap();
+    assert_eq!(ping, Message::Ping(b"ping payload".to_vec()));
+    let text = bounded("text", ws.recv()).await.expect("text").unwrap();
+    assert_eq!(text, Message::Text("fragment1fragment2".into()));
+    bounded("send", ws.send(text)).await.unwrap();
+    let first = bounded("first", reader.next()).await.expect("frame");
+    assert_eq!(
+        (first.opcode, first.payload.as_slice()),
+        (OP_PONG, &b"ping payload"[..])
+    );
+    let second = bounded("second", reader.next()).await.expect("frame");
+    assert_eq!(
+        (second.opcode, second.payload.as_slice()),
+        (OP_TEXT, &b"fragment1fragment2"[..])
+    );
+}
