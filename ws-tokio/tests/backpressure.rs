@@ -18,10 +18,7 @@ async fn send_stays_pending_and_the_buffer_stays_bounded() {
         write_timeout: None,
         ..quiet()
     };
-    let (mut raw, io) = tokio::io::duplex(PIPE);
-    let srv = tokio::spawn(ws_tokio::accept_with_config(io, cfg));
-    raw_client_handshake(&mut raw).await;
-    let mut ws = srv.await.unwrap().unwrap();
+    let (mut ws, raw) = raw_client_pair(cfg, PIPE).await;
 
     // The peer does not read. Each send gets 50 ms; a send that times out may still have
     // queued its message (whole), but once the buffer is over the limit nothing more goes in.
@@ -82,10 +79,7 @@ async fn write_timeout_fires() {
         write_timeout: Some(Duration::from_millis(200)),
         ..quiet()
     };
-    let (mut raw, io) = tokio::io::duplex(PIPE);
-    let srv = tokio::spawn(ws_tokio::accept_with_config(io, cfg));
-    raw_client_handshake(&mut raw).await;
-    let mut ws = srv.await.unwrap().unwrap();
+    let (mut ws, raw) = raw_client_pair(cfg, PIPE).await;
     let t0 = Instant::now();
     let e = bounded("send", ws.send(Message::Binary(vec![1; 64 << 10])))
         .await
@@ -106,10 +100,7 @@ async fn write_timeout_resets_on_progress() {
         write_timeout: Some(Duration::from_millis(150)),
         ..quiet()
     };
-    let (mut raw, io) = tokio::io::duplex(PIPE);
-    let srv = tokio::spawn(ws_tokio::accept_with_config(io, cfg));
-    raw_client_handshake(&mut raw).await;
-    let mut ws = srv.await.unwrap().unwrap();
+    let (mut ws, mut raw) = raw_client_pair(cfg, PIPE).await;
     let reader = tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
         let mut total = 0;

@@ -28,10 +28,7 @@ fn body(seq: u32, len: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn recv_cancelled_repeatedly_loses_nothing() {
-    let (mut raw, io) = tokio::io::duplex(8 << 10);
-    let srv = tokio::spawn(ws_tokio::accept_with_config(io, quiet()));
-    raw_client_handshake(&mut raw).await;
-    let mut ws = srv.await.unwrap().unwrap();
+    let (mut ws, mut raw) = raw_client_pair(quiet(), 8 << 10).await;
 
     // Messages of assorted sizes, some fragmented, pings in between; trickled in small writes.
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

@@ -120,10 +120,7 @@ async fn server_shuts_tcp_after_handshake_the_client_started() {
 
 #[tokio::test]
 async fn close_without_code() {
-    let (mut raw, io) = tokio::io::duplex(4096);
-    let srv = tokio::spawn(ws_tokio::accept_with_config(io, quiet()));
-    raw_client_handshake(&mut raw).await;
-    let mut ws = srv.await.unwrap().unwrap();
+    let (mut ws, mut raw) = raw_client_pair(quiet(), 4096).await;
     raw.write_all(&cframe(true, OP_CLOSE, &[])).await.unwrap();
     assert_eq!(
         bounded("close", ws.recv()).await.unwrap().unwrap(),
@@ -190,10 +187,7 @@ async fn close_times_out_when_the_peer_never_answers() {
         close_timeout,
         ..quiet()
     };
-    let (mut raw, io) = tokio::io::duplex(4096);
-    let srv = tokio::spawn(ws_tokio::accept_with_config(io, cfg));
-    raw_client_handshake(&mut raw).await;
-    let mut ws = srv.await.unwrap().unwrap();
+    let (mut ws, raw) = raw_client_pair(cfg, 4096).await;
     // The peer reads (so our close is delivered) but never answers and never closes.
     let peer = tokio::spawn(async move {
         let mut r = FrameReader::new(raw);

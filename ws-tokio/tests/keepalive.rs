@@ -17,10 +17,7 @@ fn keepalive() -> Config {
 
 #[tokio::test]
 async fn silent_peer_fails_with_pong_timeout() {
-    let (mut raw, io) = tokio::io::duplex(4096);
-    let srv = tokio::spawn(ws_tokio::accept_with_config(io, keepalive()));
-    raw_client_handshake(&mut raw).await;
-    let mut ws = srv.await.unwrap().unwrap();
+    let (mut ws, raw) = raw_client_pair(keepalive(), 4096).await;
     // The peer reads (and sees the pings) but never answers or closes.
     let peer = tokio::spawn(async move {
         let mut r = FrameReader::new(raw);
@@ -113,10 +110,7 @@ async fn idle_timeout_closes_with_1001() {
         idle_timeout: Some(Duration::from_millis(300)),
         ..quiet()
     };
-    let (mut raw, io) = tokio::io::duplex(4096);
-    let srv = tokio::spawn(ws_tokio::accept_with_config(io, cfg));
-    raw_client_handshake(&mut raw).await;
-    let mut ws = srv.await.unwrap().unwrap();
+    let (mut ws, raw) = raw_client_pair(cfg, 4096).await;
     let t0 = Instant::now();
     let server = tokio::spawn(async move {
         let r = ws.recv().await;
@@ -176,10 +170,7 @@ async fn traffic_defers_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_pong_that_arrived_in_time_counts_even_if_read_late() {
-    let (mut raw, io) = tokio::io::duplex(4096);
-    let srv = tokio::spawn(ws_tokio::accept_with_config(io, keepalive()));
-    raw_client_handshake(&mut raw).await;
-    let mut ws = srv.await.unwrap().unwrap();
+    let (mut ws, raw) = raw_client_pair(keepalive(), 4096).await;
     // The peer answers each ping 20 ms later.
     let peer = tokio::spawn(async move {
         let mut r = FrameReader::new(raw);

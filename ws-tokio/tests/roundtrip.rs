@@ -111,10 +111,7 @@ async fn tcp_compressed_mixed_settings() {
 
 #[tokio::test]
 async fn fragmented_message_from_raw_client_is_assembled() {
-    let (mut raw, io) = tokio::io::duplex(64 << 10);
-    let srv = tokio::spawn(ws_tokio::accept_with_config(io, quiet()));
-    raw_client_handshake(&mut raw).await;
-    let mut ws = srv.await.unwrap().unwrap();
+    let (mut ws, mut raw) = raw_client_pair(quiet(), 64 << 10).await;
 
     // Text in three fragments, a ping in between, a multi-byte character split across frames.
     let text = "frag-€-ment";

@@ -60,6 +60,19 @@ pub async fn duplex_pair(
     (s, c)
 }
 
+/// A server accepted with `config` over a duplex pipe of `capacity` bytes, and the pipe's
+/// other end after a raw client handshake.
+pub async fn raw_client_pair(
+    config: Config,
+    capacity: usize,
+) -> (WebSocket<DuplexStream>, DuplexStream) {
+    let (mut raw, io) = tokio::io::duplex(capacity);
+    let srv = tokio::spawn(ws_tokio::accept_with_config(io, config));
+    raw_client_handshake(&mut raw).await;
+    let ws = bounded("accept", srv).await.unwrap().expect("accept");
+    (ws, raw)
+}
+
 /// A server and client connected over loopback TCP (`connect_with_config`).
 pub async fn tcp_pair(
     server: Config,
