@@ -21,6 +21,15 @@ pub enum Message {
     Close(Option<(CloseCode, String)>),
 }
 
+/// `bytes` as a `String` if they are UTF-8, checked with the SIMD validator: `String::from_utf8`
+/// checks non-ASCII text at about 1 GB/s, 15 times slower (`micro_report`: a whole 64 KiB mixed
+/// text message took 42.8 us out of the assembler with it, 5.6 us with this).
+fn into_string(bytes: Vec<u8>) -> Option<String> {
+    crate::utf8::validate(&bytes).ok()?;
+    // SAFETY: `validate` has just checked that exactly these bytes are UTF-8.
+    Some(unsafe { String::from_utf8_unchecked(bytes) })
+}
+
 /// Collects data chunks into whole messages. Memory is bounded by the connection's
 /// `max_message_size`, which the connection enforces before any payload is delivered.
 #[derive(Debug, Default)]
@@ -57,7 +66,7 @@ impl MessageAssembler {
                     DataKind::Binary => Message::Binary(bytes),
                     // The connection validated every byte of the message; this check cannot
                     // fail, and is kept so the assembler needs no trust in its input.
-                    DataKind::Text => Message::Text(String::from_utf8(bytes).ok()?),
+                    DataKind::Text => Message::Text(into_string(bytes)?),
                 })
             }
             Event::Ping(p) => Some(Message::Ping(p.to_vec())),
@@ -83,5 +92,47 @@ impl MessageAssembler {
     /// Drops any partial message and releases its memory.
     pub fn clear(&mut self) {
         self.buf = Vec::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(payload: &[u8], message_fin: bool) -> Event<'_> {
+        Event::Data {
+            kind: DataKind::Text,
+            payload,
+            frame_fin: true,
+            message_fin,
+        }
+    }
+
+    #[test]
+    fn whole_and_fragmented_text_messages() {
+        let mut a = MessageAssembler::new();
+        let m = a.push(text("héllo ✓".as_bytes(), true));
+        assert_eq!(m, Some(Message::Text("héllo ✓".into())));
+        // A character split across two chunks.
+        let bytes = "€uro".as_bytes();
+        assert_eq!(a.push(text(&bytes[..2], false)), None);
+        assert_eq!(a.buffered(), 2);
+        let m = a.push(text(&bytes[2..], true));
+        assert_eq!(m, Some(Message::Text("€uro".into())));
+        assert_eq!(a.buffered(), 0);
+    }
+
+    #[test]
+    fn invalid_text_is_not_made_a_string() {
+        let mut a = MessageAssembler::new();
+        assert_eq!(a.push(text(&[b'a', 0xFF, b'b'], true)), None);
+        // Valid halves of an invalid whole: a lone lead byte at the end.
+        assert_eq!(a.push(text(b"ok", false)), None);
+        assert_eq!(a.push(text(&[0xE2, 0x82], true)), None);
+        // The assembler is usable afterwards.
+        assert_eq!(
+            a.push(text(b"next", true)),
+            Some(Message::Text("next".into()))
+        );
     }
 }

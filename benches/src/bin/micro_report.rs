@@ -201,6 +201,32 @@ fn main() {
         );
     }
 
+    // Whole text messages out of the assembler (the connection validated them already).
+    for (name, text) in [
+        ("ASCII", ascii_text(SIZE_64K)),
+        ("mixed", mixed_text(SIZE_64K)),
+    ] {
+        let mut asm = ws_proto::MessageAssembler::new();
+        let ns = time_batched_ns(
+            budget,
+            || (),
+            |_| {
+                let ev = ws_proto::Event::Data {
+                    kind: ws_proto::DataKind::Text,
+                    payload: &text,
+                    frame_fin: true,
+                    message_fin: true,
+                };
+                black_box(asm.push(ev));
+            },
+        );
+        add(
+            &format!("MessageAssembler::push, whole 64 KiB {name} text message"),
+            ns,
+            gbps(text.len(), ns),
+        );
+    }
+
     println!("| benchmark | time | throughput |");
     println!("|---|---:|---:|");
     for (n, t, g) in rows {
