@@ -90,8 +90,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         }
     }
     if !deflate && cases.is_empty() {
-        // Without compression 12.x/13.x cannot pass: leave them out.
-        cases = (1..=10).map(|g| format!("{g}.*")).collect();
+        // Without compression 12.x/13.x cannot pass: leave them out (there is no 8.x).
+        cases = [1, 2, 3, 4, 5, 6, 7, 9, 10]
+            .iter()
+            .map(|g| format!("{g}.*"))
+            .collect();
     }
     Ok(Some(Args {
         patterns: glob::split_patterns(&cases),
@@ -627,7 +630,17 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(!a.deflate);
-        assert_eq!(a.patterns.len(), 10, "12.x/13.x left out");
+        assert_eq!(a.patterns.len(), 9, "12.x/13.x left out");
+        // Every pattern of the quick run selects cases of the suite (kosoku refuses one that
+        // selects nothing).
+        let suite = expected::parse_expected(include_str!("../expected-results.json")).unwrap();
+        let selected = glob::select(&a.patterns, suite.cases.keys()).unwrap();
+        assert!(
+            selected
+                .iter()
+                .all(|id| !id.to_string().starts_with("12.") && !id.to_string().starts_with("13."))
+        );
+        assert!(selected.len() > 200, "{}", selected.len());
         assert_eq!(a.timeout, Duration::from_secs(100));
         assert_eq!(a.expected, Some(PathBuf::from("/tmp/e.json")));
         let a = parse(&[
