@@ -1,10 +1,13 @@
 //! `apply_mask` against `apply_mask_naive` and a byte-by-byte reference, at arbitrary key
-//! phases, lengths and buffer alignments, whole and split in two at an arbitrary point.
+//! phases, lengths and buffer alignments, whole and split in two at an arbitrary point; and
+//! `copy_masked` into destinations of every alignment, shorter or longer than the source.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use ws_proto::mask::{apply_mask, apply_mask_naive};
+use std::mem::MaybeUninit;
+
+use ws_proto::mask::{apply_mask, apply_mask_naive, copy_masked};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -63,6 +66,22 @@ fuzz_target!(|input: Input| {
     apply_mask(a, key, offset);
     apply_mask(b, key, offset.wrapping_add(s));
     assert_eq!(pieces, reference, "split at {s}");
+
+    // Copied while masked: into a destination at another alignment, `s` bytes shorter or
+    // longer than the source; nothing outside the written part is touched.
+    let dpad = usize::from(align / 64);
+    let dlen = if split & 1 == 0 { n + s } else { n - s };
+    let mut dst = vec![MaybeUninit::new(0x5Au8); dpad + dlen + 64];
+    let written = copy_masked(&data, &mut dst[dpad..dpad + dlen], key, offset);
+    let w = n.min(dlen);
+    assert_eq!(written, &reference[..w], "copy_masked");
+    // SAFETY: every element was initialized (to 0x5A, then partly overwritten).
+    let dst: Vec<u8> = dst.iter().map(|b| unsafe { b.assume_init() }).collect();
+    assert_eq!(&dst[dpad..dpad + w], &reference[..w], "copy_masked result");
+    assert!(
+        dst[..dpad].iter().chain(&dst[dpad + w..]).all(|&b| b == 0x5A),
+        "copy_masked wrote outside its part"
+    );
 
     // Only the phase of the offset matters.
     let mut phase = data.clone();

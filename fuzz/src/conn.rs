@@ -556,6 +556,15 @@ pub fn fuzz_connection(role: Role, data: &[u8]) {
     }
     let (items, outcome) = chunked.finish();
 
+    // The same stream through `MessageAssembler::receive` (payloads unmasked while copied
+    // into the message buffer), in the schedule's chunk sizes: the same messages and end.
+    let (assembled, error) = assembled_run(role, config, seed, stream, schedule);
+    match &whole_outcome {
+        Outcome::Failed(e) => assert_eq!(error, Some(*e), "assembled run ended differently"),
+        _ => assert_eq!(error, None, "assembled run failed"),
+    }
+    assert_eq!(assembled, whole_items, "assembled run delivered other messages");
+
     if let Outcome::TimedOut(_) = outcome {
         assert!(
             whole_items.starts_with(&items),
@@ -564,5 +573,76 @@ pub fn fuzz_connection(role: Role, data: &[u8]) {
     } else {
         assert_eq!(items, whole_items, "chunking changed the events");
         assert_eq!(outcome, whole_outcome, "chunking changed the outcome");
+    }
+}
+
+/// Feeds `stream` to a fresh connection through [`MessageAssembler::receive`], in chunks sized
+/// by `schedule` (`b & 0x3F`, at least 1); returns the messages and the error that failed it.
+fn assembled_run(
+    role: Role,
+    config: Config,
+    seed: u64,
+    stream: &[u8],
+    schedule: &[u8],
+) -> (Vec<Item>, Option<Error>) {
+    let mut conn = match role {
+        Role::Server => Connection::server(config),
+        Role::Client => Connection::client(config, seed),
+    }
+    .expect("valid config");
+    let mut asm = MessageAssembler::new();
+    let mut items = Vec::new();
+    let mut cycle = Cycle::new(schedule);
+    let mut rest = stream;
+    while !rest.is_empty() {
+        let n = cycle
+            .next_byte()
+            .map_or(rest.len(), |b| usize::from(b & 0x3F).max(1))
+            .min(rest.len());
+        let mut chunk = rest[..n].to_vec();
+        rest = &rest[n..];
+        let mut pos = 0;
+        // Every call with bytes left consumes some or delivers a message.
+        let mut calls_left = 2 * n + 2;
+        while pos < chunk.len() {
+            assert!(calls_left > 0, "MessageAssembler::receive makes no progress");
+            calls_left -= 1;
+            let left = chunk.len() - pos;
+            match asm.receive(&mut conn, &mut chunk[pos..]) {
+                Ok((used, msg)) => {
+                    assert!(used <= left, "consumed {used} of {left} bytes");
+                    pos += used;
+                    match msg {
+                        Some(m) => {
+                            let close = matches!(m, Message::Close(_));
+                            items.push(item_of(m));
+                            if close {
+                                return (items, None);
+                            }
+                        }
+                        None => assert_eq!(pos, chunk.len(), "bytes left unconsumed"),
+                    }
+                }
+                Err(e) => {
+                    assert_eq!(conn.state(), State::Closed);
+                    return (items, Some(e));
+                }
+            }
+        }
+    }
+    (items, None)
+}
+
+/// The [`Item`] a message is.
+fn item_of(m: Message) -> Item {
+    match m {
+        Message::Text(t) => Item::Message(DataKind::Text, t.into_bytes()),
+        Message::Binary(b) => Item::Message(DataKind::Binary, b),
+        Message::Ping(p) => Item::Ping(p),
+        Message::Pong(p) => Item::Pong(p),
+        Message::Close(c) => match c {
+            Some((code, reason)) => Item::Close(Some(code), reason),
+            None => Item::Close(None, String::new()),
+        },
     }
 }

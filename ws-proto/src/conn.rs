@@ -5,8 +5,9 @@ use crate::close::{self, CloseCode};
 use crate::error::{Error, Limit, ProtocolError, TimeoutKind, Usage};
 use crate::frame::{FrameHeader, HeaderBuf, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, RSV1};
 use crate::limits::Limits;
-use crate::mask::apply_mask;
+use crate::mask::{apply_mask, copy_masked, copy_plain};
 use crate::utf8::Utf8Validator;
+use core::mem::MaybeUninit;
 
 /// Which end of the connection this is. Clients mask what they send; servers require masks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,6 +378,49 @@ impl Connection {
         &'a mut self,
         input: &'a mut [u8],
     ) -> Result<(usize, Option<Event<'a>>), Error> {
+        self.receive_inner(input, None)
+    }
+
+    /// Like [`receive`](Self::receive), but the payload of an uncompressed data frame is
+    /// unmasked while it is copied to the start of `out`, and the [`Event::Data`] payload is
+    /// that written part of `out`; everything else is as with `receive`. This saves a pass over
+    /// the payload for a caller that moves it out of its read buffer anyway (as
+    /// [`MessageAssembler::receive`](crate::MessageAssembler::receive) does).
+    ///
+    /// At most `out.len()` payload bytes are taken per call. With `out` empty and such a payload
+    /// next, the call returns `(n, None)` with bytes left unconsumed: call again with room for
+    /// up to [`data_remaining`](Self::data_remaining) bytes.
+    pub fn receive_into<'a>(
+        &'a mut self,
+        input: &'a mut [u8],
+        out: &'a mut [MaybeUninit<u8>],
+    ) -> Result<(usize, Option<Event<'a>>), Error> {
+        self.receive_inner(input, Some(out))
+    }
+
+    /// Payload bytes still to come in the current frame when it is an uncompressed data frame
+    /// (the bytes [`receive_into`](Self::receive_into) writes to its `out`); 0 otherwise.
+    pub fn data_remaining(&self) -> u64 {
+        match self.frame {
+            Some(f) if !f.opcode.is_control() && !self.message_compressed() => f.remaining,
+            _ => 0,
+        }
+    }
+
+    /// Whether the data message being read is compressed.
+    fn message_compressed(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if self.message.is_some_and(|m| m.compressed) {
+            return true;
+        }
+        false
+    }
+
+    fn receive_inner<'a>(
+        &'a mut self,
+        input: &'a mut [u8],
+        mut out: Option<&'a mut [MaybeUninit<u8>]>,
+    ) -> Result<(usize, Option<Event<'a>>), Error> {
         if self.close_received || self.error.is_some() {
             // Nothing may follow the peer's close frame or a failure.
             return if input.is_empty() {
@@ -416,10 +460,23 @@ impl Connection {
             if avail == 0 {
                 return Ok((pos, None));
             }
-            let n = frame.remaining.min(avail as u64) as usize;
-            let chunk = &mut input[pos..pos + n];
-            if let Some(key) = frame.mask {
-                apply_mask(chunk, key, (frame.done & 3) as usize);
+            let mut n = frame.remaining.min(avail as u64) as usize;
+            let copy = out.is_some() && !frame.opcode.is_control() && !self.message_compressed();
+            let mut copied: Option<&'a mut [u8]> = None;
+            if copy {
+                let dst = out.take().unwrap_or_default();
+                n = n.min(dst.len());
+                if n == 0 {
+                    // No room for the payload: the caller makes some and calls again.
+                    return Ok((pos, None));
+                }
+                let (src, dst) = (&input[pos..pos + n], &mut dst[..n]);
+                copied = Some(match frame.mask {
+                    Some(key) => copy_masked(src, dst, key, (frame.done & 3) as usize),
+                    None => copy_plain(src, dst),
+                });
+            } else if let Some(key) = frame.mask {
+                apply_mask(&mut input[pos..pos + n], key, (frame.done & 3) as usize);
             }
             pos += n;
             let f = self.frame.as_mut().unwrap_or_else(|| unreachable!());
@@ -431,7 +488,7 @@ impl Connection {
                     return self.finish_frame(pos, &mut input[pos - n..pos]);
                 }
                 let at = self.ctrl_in.len as usize;
-                self.ctrl_in.buf[at..at + n].copy_from_slice(chunk);
+                self.ctrl_in.buf[at..at + n].copy_from_slice(&input[pos - n..pos]);
                 self.ctrl_in.len += n as u8;
                 if frame_done {
                     return self.finish_control_from_buffer(pos);
@@ -452,6 +509,10 @@ impl Connection {
                 );
             }
             let kind = self.message.map_or(DataKind::Binary, |m| m.kind);
+            let chunk = match copied {
+                Some(c) => c,
+                None => &mut input[pos - n..pos],
+            };
             if kind == DataKind::Text && self.utf8.feed(chunk).is_err() {
                 return Err(self.fail(Error::InvalidUtf8));
             }
@@ -460,13 +521,13 @@ impl Connection {
                     pos,
                     Some(Event::Data {
                         kind,
-                        payload: &input[pos - n..pos],
+                        payload: chunk,
                         frame_fin: false,
                         message_fin: false,
                     }),
                 ));
             }
-            return self.finish_frame(pos, &mut input[pos - n..pos]);
+            return self.finish_frame(pos, chunk);
         }
     }
 

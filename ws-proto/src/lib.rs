@@ -4,6 +4,8 @@
 //!
 //! - [`Connection::receive`] takes bytes read from the transport, unmasks them in place and
 //!   returns `(consumed, Option<Event>)`; events borrow the input buffer.
+//!   [`Connection::receive_into`] instead unmasks data payloads while copying them into caller
+//!   memory, for callers that move them out of the read buffer anyway.
 //! - [`Connection::encode_frame`] / [`Connection::frame_header`] write frames into caller memory,
 //!   and [`Connection::poll_transmit`] drains the replies the protocol obliges (pong, close echo,
 //!   keepalive ping).
@@ -11,7 +13,8 @@
 //!   milliseconds.
 //! - [`handshake`] parses and writes the HTTP/1.1 opening handshake for both roles.
 //!
-//! With the `alloc` feature, [`MessageAssembler`] turns events into whole owned [`Message`]s.
+//! With the `alloc` feature, [`MessageAssembler`] turns events into whole owned [`Message`]s
+//! ([`MessageAssembler::receive`] takes bytes and unmasks payloads straight into the message).
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

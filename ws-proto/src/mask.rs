@@ -5,6 +5,8 @@
 //! stores. On x86-64 the same loop is also compiled for AVX2 and picked at run time when the CPU
 //! supports it (detected with `cpuid`, so it works without `std`).
 
+use core::mem::MaybeUninit;
+
 /// Buffers shorter than this skip the run-time CPU dispatch.
 #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2"), not(miri)))]
 const DISPATCH_MIN: usize = 128;
@@ -26,6 +28,89 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 
     mask_words(buf, key);
+}
+
+/// Writes `src` XORed with `key` to the start of `dst`, where `src[0]` is payload byte number
+/// `offset` of the frame, and returns the written part of `dst` (as many bytes as the shorter of
+/// the two holds).
+///
+/// One pass over the bytes where [`apply_mask`] followed by a copy takes two: for a caller that
+/// moves payloads out of its read buffer anyway.
+pub fn copy_masked<'d>(
+    src: &[u8],
+    dst: &'d mut [MaybeUninit<u8>],
+    key: [u8; 4],
+    offset: usize,
+) -> &'d mut [u8] {
+    let n = src.len().min(dst.len());
+    let (src, dst) = (&src[..n], &mut dst[..n]);
+    let shift = 8 * (offset & 3) as u32;
+    let key = u32::from_le_bytes(key).rotate_right(shift).to_le_bytes();
+
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2"), not(miri)))]
+    if n >= DISPATCH_MIN && cpu::has_avx2() {
+        // SAFETY: `cpu::has_avx2` confirmed that the CPU and the OS support AVX2.
+        unsafe { copy_avx2(src, dst, key) };
+    } else {
+        copy_words(src, dst, key);
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(target_feature = "avx2"), not(miri))))]
+    copy_words(src, dst, key);
+
+    // SAFETY: `copy_words` wrote every one of the `n` elements of `dst` (the two slices have the
+    // same length: whole words, then the remainder byte by byte).
+    unsafe { assume_init(dst) }
+}
+
+/// Copies `src` to the start of `dst` and returns the written part (an unmasked payload).
+pub(crate) fn copy_plain<'d>(src: &[u8], dst: &'d mut [MaybeUninit<u8>]) -> &'d mut [u8] {
+    let n = src.len().min(dst.len());
+    let dst = &mut dst[..n];
+    for (o, b) in dst.iter_mut().zip(src) {
+        o.write(*b);
+    }
+    // SAFETY: the loop wrote all `n` elements of `dst` (`src` holds at least `n`).
+    unsafe { assume_init(dst) }
+}
+
+/// `buf` as initialized bytes.
+///
+/// # Safety
+/// Every element of `buf` must have been written.
+unsafe fn assume_init(buf: &mut [MaybeUninit<u8>]) -> &mut [u8] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and the caller guarantees that every
+    // element is initialized.
+    unsafe { &mut *(buf as *mut [MaybeUninit<u8>] as *mut [u8]) }
+}
+
+/// Writes `src ^ key` to `dst` (same length) with a key already rotated to `src[0]`.
+#[inline(always)]
+fn copy_words(src: &[u8], dst: &mut [MaybeUninit<u8>], key: [u8; 4]) {
+    let half = u64::from(u32::from_ne_bytes(key));
+    let wide = half | (half << 32);
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (dw, sw) in (&mut d).zip(&mut s) {
+        if let Ok(sw) = <[u8; 8]>::try_from(sw) {
+            let v = (u64::from_ne_bytes(sw) ^ wide).to_ne_bytes();
+            for (o, b) in dw.iter_mut().zip(v) {
+                o.write(b);
+            }
+        }
+    }
+    for (i, (o, b)) in d.into_remainder().iter_mut().zip(s.remainder()).enumerate() {
+        o.write(b ^ key[i & 3]);
+    }
+}
+
+/// [`copy_words`] compiled with AVX2 enabled.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(all(target_arch = "x86_64", not(target_feature = "avx2"), not(miri)))]
+#[target_feature(enable = "avx2")]
+unsafe fn copy_avx2(src: &[u8], dst: &mut [MaybeUninit<u8>], key: [u8; 4]) {
+    copy_words(src, dst, key);
 }
 
 /// The obvious byte loop; reference for tests and fuzzing.
@@ -132,6 +217,7 @@ pub(crate) mod cpu {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::vec;
     use std::vec::Vec;
 
     const KEYS: [[u8; 4]; 3] = [[0x12, 0x34, 0x56, 0x78], [0xff, 0x00, 0xa5, 0x5a], [0; 4]];
@@ -167,6 +253,54 @@ mod tests {
                 apply_mask_naive(&mut slow, KEYS[0], offset);
                 assert_eq!(fast, slow, "start {start} offset {offset}");
             }
+        }
+    }
+
+    /// `copy_masked` of `src` into a destination `extra` bytes longer (negative: shorter).
+    fn copy_masked_vec(src: &[u8], extra: isize, key: [u8; 4], offset: usize) -> Vec<u8> {
+        let len = src.len().saturating_add_signed(extra);
+        let mut dst = vec![MaybeUninit::new(0xC3u8); len];
+        let written = copy_masked(src, &mut dst, key, offset).to_vec();
+        assert_eq!(written.len(), src.len().min(len));
+        // SAFETY: every element was initialized when the vector was made.
+        let rest: Vec<u8> = dst[written.len()..]
+            .iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect();
+        assert!(rest.iter().all(|&b| b == 0xC3), "wrote past the copy");
+        written
+    }
+
+    #[test]
+    fn copy_masked_matches_naive() {
+        let (max_len, offsets) = if cfg!(miri) { (20, 2) } else { (300, 5) };
+        for key in KEYS {
+            for offset in 0..offsets {
+                for len in 0..max_len {
+                    let src = pattern(len);
+                    let mut slow = src.clone();
+                    apply_mask_naive(&mut slow, key, offset);
+                    assert_eq!(copy_masked_vec(&src, 0, key, offset), slow, "len {len}");
+                    assert_eq!(copy_masked_vec(&src, 9, key, offset), slow, "len {len}");
+                    let short = len.saturating_sub(3);
+                    assert_eq!(
+                        copy_masked_vec(&src, -3, key, offset),
+                        slow[..short],
+                        "len {len}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn copy_plain_copies() {
+        for len in [0, 1, 7, 8, 9, 100] {
+            let src = pattern(len);
+            let mut dst = vec![MaybeUninit::new(0u8); len + 2];
+            assert_eq!(copy_plain(&src, &mut dst), &src[..]);
+            let mut short = vec![MaybeUninit::new(0u8); len / 2];
+            assert_eq!(copy_plain(&src, &mut short), &src[..len / 2]);
         }
     }
 
@@ -233,6 +367,19 @@ mod tests {
             apply_mask(&mut fast, key, offset);
             apply_mask_naive(&mut slow, key, offset);
             prop_assert_eq!(fast, slow);
+        }
+
+        #[test]
+        fn prop_copy_masked_matches_naive(
+            data in proptest::collection::vec(any::<u8>(), 0..600),
+            key in any::<[u8; 4]>(),
+            offset in any::<usize>(),
+            start in 0usize..8,
+        ) {
+            let src = &data[start.min(data.len())..];
+            let mut slow = src.to_vec();
+            apply_mask_naive(&mut slow, key, offset);
+            prop_assert_eq!(copy_masked_vec(src, 0, key, offset), slow);
         }
 
         #[test]

@@ -112,28 +112,11 @@ impl Reader {
     /// Runs `data` through the core until a message completes or the bytes run out.
     /// Returns the message and how many bytes were consumed.
     fn process(&mut self, data: &mut [u8]) -> (usize, Option<Result<Message, ws_proto::Error>>) {
-        let mut pos = 0;
-        while pos < data.len() || self.conn.state() == State::Open {
-            match self.conn.receive(&mut data[pos..]) {
-                Ok((n, Some(ev))) => {
-                    pos += n;
-                    if let Some(msg) = self.assembler.push(ev) {
-                        return (pos, Some(Ok(msg)));
-                    }
-                    // A large frame arrives in pieces: size the message buffer for the rest
-                    // of the frame once (capped, so a declared length alone cannot claim much
-                    // memory) instead of growing it piece by piece.
-                    let rest = self.conn.frame_remaining().min(256 << 10) as usize;
-                    self.assembler.reserve(rest);
-                }
-                Ok((n, None)) => {
-                    pos += n;
-                    break;
-                }
-                Err(e) => return (data.len(), Some(Err(e))),
-            }
+        match self.assembler.receive(&mut self.conn, data) {
+            Ok((n, Some(msg))) => (n, Some(Ok(msg))),
+            Ok((n, None)) => (n, None),
+            Err(e) => (data.len(), Some(Err(e))),
         }
-        (pos.min(data.len()), None)
     }
 
     /// Processes kept bytes first.

@@ -663,6 +663,142 @@ fn stream_strategy() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// Feeds all of `bytes` with `receive_into`, giving it at most `room` bytes of output at a time
+/// (none while `data_remaining` is 0); returns the events, or the first error.
+fn feed_all_into(
+    conn: &mut Connection,
+    bytes: &[u8],
+    room: usize,
+) -> Result<Vec<Ev>, (Vec<Ev>, Error)> {
+    let mut buf = bytes.to_vec();
+    let mut out = vec![core::mem::MaybeUninit::new(0xEEu8); room];
+    let total = buf.len();
+    let mut events = Vec::new();
+    let mut pos = 0;
+    loop {
+        let give = (conn.data_remaining() as usize).min(room);
+        let before = conn.data_remaining();
+        match conn.receive_into(&mut buf[pos..], &mut out[..give]) {
+            Ok((n, ev)) => {
+                pos += n;
+                match ev {
+                    Some(e) => {
+                        let e = Ev::from(e);
+                        if let Ev::Data(_, p, _, _) = &e {
+                            if give > 0 {
+                                // Written to `out`, as much as there was room and input for.
+                                assert!(p.len() <= give && p.len() as u64 <= before);
+                                // SAFETY: `receive_into` wrote the payload there.
+                                let head: Vec<u8> = out[..p.len()]
+                                    .iter()
+                                    .map(|b| unsafe { b.assume_init() })
+                                    .collect();
+                                assert_eq!(&head, p);
+                            }
+                        }
+                        events.push(e);
+                    }
+                    None if pos == total => return Ok(events),
+                    None => {
+                        // Stopped for want of room: a data payload is next.
+                        assert_eq!(give, 0);
+                        assert!(conn.data_remaining() > 0, "stopped with nothing to write");
+                    }
+                }
+            }
+            Err(e) => return Err((events, e)),
+        }
+    }
+}
+
+#[test]
+fn receive_into_unmasks_into_the_output() {
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+    let mut bytes = frame_to(Role::Server, 2, true, 0, &payload);
+    bytes.extend(frame_to(Role::Server, 1, false, 0, "h€".as_bytes()));
+    bytes.extend(frame_to(Role::Server, 9, true, 0, b"ping"));
+    bytes.extend(frame_to(Role::Server, 0, true, 0, "llo".as_bytes()));
+    let mut whole = Connection::server(no_timers()).unwrap();
+    let expected = normalise(&feed_all(&mut whole, &bytes).unwrap());
+    for room in [1, 2, 3, 5, 64, 1000, 4096] {
+        let mut c = Connection::server(no_timers()).unwrap();
+        let events = feed_all_into(&mut c, &bytes, room).unwrap();
+        assert_eq!(normalise(&events), expected, "room {room}");
+        // The pong is queued as with `receive`.
+        assert_eq!(c.poll_transmit().map(|f| f.opcode()), Some(OpCode::Pong));
+    }
+    // A client's input is unmasked already: copied as it is.
+    let mut c = Connection::client(no_timers(), 7).unwrap();
+    let bytes = frame_to(Role::Client, 2, true, 0, &payload);
+    let events = feed_all_into(&mut c, &bytes, 700).unwrap();
+    assert_eq!(
+        normalise(&events),
+        vec![Ev::Data(DataKind::Binary, payload, true, true)]
+    );
+}
+
+#[test]
+fn receive_into_without_room_stops_before_the_payload() {
+    let bytes = frame_to(Role::Server, 2, true, 0, b"abcdef");
+    let mut c = Connection::server(no_timers()).unwrap();
+    let mut buf = bytes.clone();
+    assert_eq!(c.data_remaining(), 0);
+    assert_eq!(c.receive_into(&mut buf, &mut []), Ok((6, None)));
+    assert_eq!(c.data_remaining(), 6);
+    // Again with no room: no progress, and nothing is lost.
+    assert_eq!(c.receive_into(&mut buf[6..], &mut []), Ok((0, None)));
+    let mut out = [core::mem::MaybeUninit::new(0u8); 4];
+    let (n, ev) = c.receive_into(&mut buf[6..], &mut out).unwrap();
+    assert_eq!(
+        (n, ev.map(Ev::from)),
+        (
+            4,
+            Some(Ev::Data(DataKind::Binary, b"abcd".to_vec(), false, false))
+        )
+    );
+    assert_eq!(c.data_remaining(), 2);
+    let (n, ev) = c.receive_into(&mut buf[10..], &mut out).unwrap();
+    assert_eq!(
+        (n, ev.map(Ev::from)),
+        (
+            2,
+            Some(Ev::Data(DataKind::Binary, b"ef".to_vec(), true, true))
+        )
+    );
+    assert_eq!(c.data_remaining(), 0);
+    // Control frames need no room.
+    let mut ping = frame_to(Role::Server, 9, true, 0, b"p");
+    let (n, ev) = c.receive_into(&mut ping, &mut []).unwrap();
+    assert_eq!((n, ev.map(Ev::from)), (7, Some(Ev::Ping(b"p".to_vec()))));
+}
+
+#[test]
+fn receive_into_checks_text_and_limits() {
+    // Invalid UTF-8 written to the output still fails the connection with 1007.
+    let bytes = frame_to(Role::Server, 1, true, 0, &[b'a', 0xC0, 0x80]);
+    let mut c = Connection::server(no_timers()).unwrap();
+    let (_, e) = feed_all_into(&mut c, &bytes, 64).unwrap_err();
+    assert_eq!(e, Error::InvalidUtf8);
+    assert_eq!(close_code_sent(&mut c), Some(Some(1007)));
+    // The frame size limit: at it passes, one past it is 1009 before any payload is written.
+    let config = Config {
+        limits: Limits {
+            max_frame_size: 100,
+            max_message_size: 100,
+            ..Limits::DEFAULT
+        },
+        ..no_timers()
+    };
+    let mut c = Connection::server(config).unwrap();
+    let at = frame_to(Role::Server, 2, true, 0, &[1; 100]);
+    assert_eq!(feed_all_into(&mut c, &at, 64).unwrap().len(), 2);
+    let past = frame_to(Role::Server, 2, true, 0, &[1; 101]);
+    let (events, e) = feed_all_into(&mut c, &past, 64).unwrap_err();
+    assert!(events.is_empty());
+    assert_eq!(e, Error::LimitExceeded(Limit::FrameSize));
+    assert_eq!(close_code_sent(&mut c), Some(Some(1009)));
+}
+
 proptest! {
     #[test]
     fn any_chunking_gives_the_same_events(
@@ -680,6 +816,18 @@ proptest! {
             events.extend(feed_all(&mut c, &stream[last..p]).unwrap());
             last = p;
         }
+        prop_assert_eq!(normalise(&events), expected);
+    }
+
+    #[test]
+    fn receive_into_gives_the_events_of_receive(
+        stream in stream_strategy(),
+        room in 1usize..400,
+    ) {
+        let mut whole = Connection::server(no_timers()).unwrap();
+        let expected = normalise(&feed_all(&mut whole, &stream).unwrap());
+        let mut c = Connection::server(no_timers()).unwrap();
+        let events = feed_all_into(&mut c, &stream, room).unwrap();
         prop_assert_eq!(normalise(&events), expected);
     }
 
