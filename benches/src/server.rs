@@ -135,8 +135,8 @@ pub fn serve(
 /// type, so a task is as large as that implementation's future, not the largest of all.
 fn spawn_handler(imp: Impl, tcp: TcpStream) {
     match imp {
-        Impl::Ours => drop(tokio::spawn(ours(tcp, ours_config()))),
-        Impl::OursDefault => drop(tokio::spawn(ours(tcp, ws_tokio::Config::default()))),
+        Impl::Ours => drop(tokio::spawn(ours(tcp, false))),
+        Impl::OursDefault => drop(tokio::spawn(ours(tcp, true))),
         Impl::Tungstenite => drop(tokio::spawn(tungstenite(tcp))),
         Impl::Fastwebsockets => drop(tokio::spawn(fastwebsockets::serve(tcp))),
         Impl::TokioWebsockets => drop(tokio::spawn(tokio_websockets(tcp))),
@@ -156,8 +156,16 @@ pub fn ours_config() -> ws_tokio::Config {
     c
 }
 
-async fn ours(tcp: TcpStream, config: ws_tokio::Config) {
+/// `defaults`: ws-tokio's default settings instead of [`ours_config`]. (The settings are made
+/// here rather than passed in: an async fn keeps its arguments for its whole life, so a
+/// `Config` argument would add its size to every idle connection's task.)
+async fn ours(tcp: TcpStream, defaults: bool) {
     use ws_tokio::Message;
+    let config = if defaults {
+        ws_tokio::Config::default()
+    } else {
+        ours_config()
+    };
     let Ok(mut ws) = ws_tokio::accept_with_config(tcp, config).await else {
         return;
     };

@@ -8,6 +8,7 @@ use crate::limits::Limits;
 use crate::mask::{apply_mask, copy_masked, copy_plain};
 use crate::utf8::Utf8Validator;
 use core::mem::MaybeUninit;
+use core::num::NonZeroU64;
 
 /// Which end of the connection this is. Clients mask what they send; servers require masks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,14 +202,33 @@ struct ReadMessage {
     inflated: u64,
 }
 
+/// A deadline in the caller's milliseconds, kept inverted so that `Option<Deadline>` takes 8
+/// bytes instead of 16.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deadline(NonZeroU64);
+
+impl Deadline {
+    /// The deadline at `ms` (`u64::MAX`, which never comes, is held as `u64::MAX - 1`).
+    fn at(ms: u64) -> Option<Deadline> {
+        let inverted = !ms.min(u64::MAX - 1);
+        Some(Deadline(
+            NonZeroU64::new(inverted).unwrap_or(NonZeroU64::MIN),
+        ))
+    }
+
+    fn ms(self) -> u64 {
+        !self.0.get()
+    }
+}
+
 /// Timer deadlines, in the caller's milliseconds.
 #[derive(Debug, Clone, Copy, Default)]
 struct Timers {
     now: u64,
-    next_ping: Option<u64>,
-    pong_deadline: Option<u64>,
-    close_deadline: Option<u64>,
-    idle_deadline: Option<u64>,
+    next_ping: Option<Deadline>,
+    pong_deadline: Option<Deadline>,
+    close_deadline: Option<Deadline>,
+    idle_deadline: Option<Deadline>,
     heard_since_tick: bool,
     ping_seq: u64,
 }
@@ -1070,14 +1090,14 @@ impl Connection {
         }
         if let Some(idle) = self.config.idle_timeout {
             if t.heard_since_tick || t.idle_deadline.is_none() {
-                t.idle_deadline = Some(now + idle);
+                t.idle_deadline = Deadline::at(now.saturating_add(idle));
             }
         }
         t.heard_since_tick = false;
         if self.close_sent && t.close_deadline.is_none() {
-            t.close_deadline = Some(now + self.config.close_timeout);
+            t.close_deadline = Deadline::at(now.saturating_add(self.config.close_timeout));
         }
-        if t.close_deadline.is_some_and(|d| d <= now) {
+        if t.close_deadline.is_some_and(|d| d.ms() <= now) {
             let e = Error::Timeout(TimeoutKind::CloseHandshake);
             self.close_transmitted = true;
             return Err(self.fail(e));
@@ -1085,22 +1105,23 @@ impl Connection {
         if self.state != State::Open {
             return Ok(());
         }
-        if t.pong_deadline.is_some_and(|d| d <= now) {
+        if t.pong_deadline.is_some_and(|d| d.ms() <= now) {
             return Err(self.fail(Error::Timeout(TimeoutKind::Pong)));
         }
-        if t.idle_deadline.is_some_and(|d| d <= now) {
+        if t.idle_deadline.is_some_and(|d| d.ms() <= now) {
             return Err(self.fail(Error::Timeout(TimeoutKind::Idle)));
         }
         if let Some(interval) = self.config.ping_interval {
-            match t.next_ping {
-                None => t.next_ping = Some(now + interval),
+            match t.next_ping.map(Deadline::ms) {
+                None => t.next_ping = Deadline::at(now.saturating_add(interval)),
                 Some(d) if d <= now => {
                     t.ping_seq += 1;
                     self.ping_out = Some(t.ping_seq.to_be_bytes());
                     if t.pong_deadline.is_none() {
-                        t.pong_deadline = Some(now + self.config.pong_timeout);
+                        t.pong_deadline =
+                            Deadline::at(now.saturating_add(self.config.pong_timeout));
                     }
-                    t.next_ping = Some(now + interval);
+                    t.next_ping = Deadline::at(now.saturating_add(interval));
                 }
                 Some(_) => {}
             }
@@ -1122,14 +1143,14 @@ impl Connection {
                 next = Some(next.map_or(d, |n| n.min(d)));
             }
         };
-        consider(t.close_deadline);
+        consider(t.close_deadline.map(Deadline::ms));
         if self.close_sent && t.close_deadline.is_none() {
             consider(Some(t.now));
         }
         if self.state == State::Open {
-            consider(t.pong_deadline);
-            consider(t.idle_deadline);
-            consider(t.next_ping);
+            consider(t.pong_deadline.map(Deadline::ms));
+            consider(t.idle_deadline.map(Deadline::ms));
+            consider(t.next_ping.map(Deadline::ms));
             if (self.config.ping_interval.is_some() && t.next_ping.is_none())
                 || (self.config.idle_timeout.is_some() && t.idle_deadline.is_none())
             {

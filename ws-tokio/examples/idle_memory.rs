@@ -33,15 +33,17 @@ fn arg(name: &str) -> Option<String> {
 async fn serve(mode: &str) -> std::io::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
-    let config = Config {
+    // Tasks capture a reference: a task keeps what it captures for its whole life, and a
+    // captured `Config` would add its 160 bytes to every connection.
+    let config: &'static Config = Box::leak(Box::new(Config {
         compression: compression(mode),
         ping_interval: None,
         ..Config::default()
-    };
+    }));
     loop {
         let (tcp, _) = listener.accept().await?;
         tokio::spawn(async move {
-            let Ok(mut ws) = ws_tokio::accept_with_config(tcp, config).await else {
+            let Ok(mut ws) = ws_tokio::accept_with_config(tcp, *config).await else {
                 return;
             };
             while let Some(Ok(m)) = ws.recv().await {

@@ -1139,3 +1139,28 @@ fn incompressible_message_at_the_limit_passes_compressed() {
         Some(CloseCode::MESSAGE_TOO_BIG)
     );
 }
+
+#[test]
+fn huge_timeouts_saturate_instead_of_overflowing() {
+    let cfg = Config {
+        ping_interval: Some(u64::MAX),
+        pong_timeout: u64::MAX,
+        close_timeout: u64::MAX,
+        idle_timeout: Some(u64::MAX - 5),
+        ..Config::DEFAULT
+    };
+    let mut c = Connection::server(cfg).unwrap();
+    c.handle_timeout(10).unwrap();
+    // Armed once, far away: the caller is not asked to call again at once.
+    assert_eq!(c.poll_timeout(), Some(u64::MAX - 1));
+    c.handle_timeout(1_000).unwrap();
+    assert_eq!(c.poll_timeout(), Some(u64::MAX - 1));
+    c.close(Some(CloseCode::NORMAL), "").unwrap();
+    c.handle_timeout(2_000).unwrap();
+    assert_eq!(c.poll_timeout(), Some(u64::MAX - 1));
+    // A deadline at the last representable instant still fires.
+    assert_eq!(
+        c.handle_timeout(u64::MAX),
+        Err(Error::Timeout(TimeoutKind::CloseHandshake))
+    );
+}
