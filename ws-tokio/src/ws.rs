@@ -182,7 +182,9 @@ impl Reader {
     /// left in the core while the buffer is full are coalesced there (the newest pong wins), so
     /// a peer that pings without reading cannot grow the buffer.
     pub(crate) fn drain_transmit(&mut self, writer: &mut Writer) {
-        while writer.shut || (writer.pending() < writer.limit && writer.can_append()) {
+        while self.conn.has_pending_transmit()
+            && (writer.shut || (writer.pending() < writer.limit && writer.can_append()))
+        {
             let Some(f) = self.conn.poll_transmit() else {
                 break;
             };
@@ -195,7 +197,8 @@ impl Reader {
     /// Advances the core's clock, recording a failure a deadline caused. Called before the core
     /// computes a deadline from its clock (a close) and after reads, which move deadlines.
     pub(crate) fn tick(&mut self) {
-        if self.phase != Phase::Open {
+        if self.phase != Phase::Open || self.conn.poll_timeout().is_none() {
+            // With no deadline set or waiting to be set, a tick would only note the time.
             return;
         }
         if let Err(e) = self.conn.handle_timeout(now_ms()) {

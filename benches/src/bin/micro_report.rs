@@ -217,6 +217,54 @@ fn main() {
         );
     }
 
+    // Whole binary messages from received bytes: unmask in place then copy into the message,
+    // against unmasking while copying (`MessageAssembler::receive`).
+    for len in [16usize, SIZE_64K] {
+        let frame = masked_frame(len);
+        let tput = |ns| {
+            if len >= 1024 {
+                gbps(len, ns)
+            } else {
+                String::new()
+            }
+        };
+        let mut conn = server_connection();
+        let mut asm = ws_proto::MessageAssembler::new();
+        let ns = time_batched_ns(
+            budget,
+            || frame.clone(),
+            |f| {
+                let mut pos = 0;
+                while pos < f.len() {
+                    let Ok((n, ev)) = conn.receive(&mut f[pos..]) else {
+                        panic!("receive failed");
+                    };
+                    pos += n;
+                    if let Some(ev) = ev {
+                        black_box(asm.push(ev));
+                    }
+                }
+            },
+        );
+        add(
+            &format!("Connection::receive + MessageAssembler::push, {len} B binary message"),
+            ns,
+            tput(ns),
+        );
+        let ns = time_batched_ns(
+            budget,
+            || frame.clone(),
+            |f| {
+                black_box(asm.receive(&mut conn, f).ok());
+            },
+        );
+        add(
+            &format!("MessageAssembler::receive, {len} B binary message"),
+            ns,
+            tput(ns),
+        );
+    }
+
     // Whole text messages out of the assembler (the connection validated them already).
     for (name, text) in [
         ("ASCII", ascii_text(SIZE_64K)),
