@@ -209,11 +209,9 @@ struct Deadline(NonZeroU64);
 
 impl Deadline {
     /// The deadline at `ms` (`u64::MAX`, which never comes, is held as `u64::MAX - 1`).
-    fn at(ms: u64) -> Option<Deadline> {
-        let inverted = !ms.min(u64::MAX - 1);
-        Some(Deadline(
-            NonZeroU64::new(inverted).unwrap_or(NonZeroU64::MIN),
-        ))
+    fn at(ms: u64) -> Deadline {
+        // `!ms` is at least 1 once `ms` is below `u64::MAX`.
+        Deadline(NonZeroU64::new(!ms.min(u64::MAX - 1)).unwrap_or(NonZeroU64::MIN))
     }
 
     fn ms(self) -> u64 {
@@ -1090,12 +1088,12 @@ impl Connection {
         }
         if let Some(idle) = self.config.idle_timeout {
             if t.heard_since_tick || t.idle_deadline.is_none() {
-                t.idle_deadline = Deadline::at(now.saturating_add(idle));
+                t.idle_deadline = Some(Deadline::at(now.saturating_add(idle)));
             }
         }
         t.heard_since_tick = false;
         if self.close_sent && t.close_deadline.is_none() {
-            t.close_deadline = Deadline::at(now.saturating_add(self.config.close_timeout));
+            t.close_deadline = Some(Deadline::at(now.saturating_add(self.config.close_timeout)));
         }
         if t.close_deadline.is_some_and(|d| d.ms() <= now) {
             let e = Error::Timeout(TimeoutKind::CloseHandshake);
@@ -1113,15 +1111,15 @@ impl Connection {
         }
         if let Some(interval) = self.config.ping_interval {
             match t.next_ping.map(Deadline::ms) {
-                None => t.next_ping = Deadline::at(now.saturating_add(interval)),
+                None => t.next_ping = Some(Deadline::at(now.saturating_add(interval))),
                 Some(d) if d <= now => {
                     t.ping_seq += 1;
                     self.ping_out = Some(t.ping_seq.to_be_bytes());
                     if t.pong_deadline.is_none() {
                         t.pong_deadline =
-                            Deadline::at(now.saturating_add(self.config.pong_timeout));
+                            Some(Deadline::at(now.saturating_add(self.config.pong_timeout)));
                     }
-                    t.next_ping = Deadline::at(now.saturating_add(interval));
+                    t.next_ping = Some(Deadline::at(now.saturating_add(interval)));
                 }
                 Some(_) => {}
             }
