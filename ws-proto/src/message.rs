@@ -311,20 +311,26 @@ mod tests {
             },
             ..Config::DEFAULT
         };
-        let mut c = Connection::server(config).unwrap();
-        let h = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode: OpCode::Binary,
-            mask: Some([1, 2, 3, 4]),
-            payload_len: 16 << 20,
-        };
-        let mut bytes = h.encode().as_bytes().to_vec();
-        bytes.extend_from_slice(&[0; 10]);
-        let mut asm = MessageAssembler::new();
-        assert_eq!(asm.receive(&mut c, &mut bytes), Ok((24, None)));
-        assert_eq!(asm.buffered(), 10);
-        assert!(asm.buf.capacity() <= MessageAssembler::RESERVE_MAX);
+        // A frame of exactly `RESERVE_MAX` gets its whole buffer at once; one byte more, and
+        // far more, get `RESERVE_MAX`.
+        let max = MessageAssembler::RESERVE_MAX as u64;
+        for (declared, cap) in [(max, max), (max + 1, max), (16 << 20, max)] {
+            let mut c = Connection::server(config).unwrap();
+            let h = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode: OpCode::Binary,
+                mask: Some([1, 2, 3, 4]),
+                payload_len: declared,
+            };
+            let mut bytes = h.encode().as_bytes().to_vec();
+            let hl = bytes.len();
+            bytes.extend_from_slice(&[0; 10]);
+            let mut asm = MessageAssembler::new();
+            assert_eq!(asm.receive(&mut c, &mut bytes), Ok((hl + 10, None)));
+            assert_eq!(asm.buffered(), 10);
+            assert_eq!(asm.buf.capacity() as u64, cap, "declared {declared}");
+        }
     }
 
     #[cfg(all(feature = "deflate", not(miri)))]
