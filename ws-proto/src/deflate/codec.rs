@@ -1,0 +1,218 @@
+//! The per-connection compressor and decompressor (feature `deflate`), on `zlib-rs`.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush, Status};
+
+use super::Negotiated;
+use crate::conn::Role;
+use crate::error::{Error, Limit, ProtocolError};
+
+const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
+
+/// The compressor and decompressor of one connection. Codec state is created on first use
+/// and, without context takeover, dropped after every message.
+pub struct Codec {
+    params: Negotiated,
+    role: Role,
+    deflate: Option<Box<Deflate>>,
+    inflate: Option<Box<Inflate>>,
+    /// Inflated output of the current chunk.
+    pub(crate) out: Vec<u8>,
+    /// Compressed output of the current message.
+    pub(crate) compressed: Vec<u8>,
+}
+
+impl core::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Codec")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clone for Codec {
+    /// A fresh codec with the same parameters (compression contexts are not copied).
+    fn clone(&self) -> Self {
+        Codec::new(self.params, self.role)
+    }
+}
+
+impl Codec {
+    /// A codec for `role` with the agreed parameters.
+    pub fn new(params: Negotiated, role: Role) -> Codec {
+        Codec {
+            params,
+            role,
+            deflate: None,
+            inflate: None,
+            out: Vec::new(),
+            compressed: Vec::new(),
+        }
+    }
+
+    /// The agreed parameters.
+    pub fn params(&self) -> &Negotiated {
+        &self.params
+    }
+
+    fn our_bits(&self) -> u8 {
+        match self.role {
+            Role::Server => self.params.server_max_window_bits,
+            Role::Client => self.params.client_max_window_bits,
+        }
+    }
+
+    fn our_reset(&self) -> bool {
+        match self.role {
+            Role::Server => self.params.server_no_context_takeover,
+            Role::Client => self.params.client_no_context_takeover,
+        }
+    }
+
+    fn peer_reset(&self) -> bool {
+        match self.role {
+            Role::Server => self.params.client_no_context_takeover,
+            Role::Client => self.params.server_no_context_takeover,
+        }
+    }
+
+    /// Inflates `input` (part of a compressed message) into `self.out`, replacing what was
+    /// there. `last` appends the stripped `00 00 ff ff` tail and ends the message. At most
+    /// `budget` bytes may come out; more is [`Limit::MessageSize`].
+    pub(crate) fn inflate(&mut self, input: &[u8], last: bool, budget: u64) -> Result<(), Error> {
+        self.out.clear();
+        if self.out.capacity() > (256 << 10) {
+            self.out = Vec::new();
+        }
+        let inf = self
+            .inflate
+            .get_or_insert_with(|| Box::new(Inflate::new(false, 15)));
+        let mut produced: u64 = 0;
+        for (part, is_tail) in [(input, false), (&TAIL[..], true)] {
+            if is_tail && !last {
+                break;
+            }
+            let mut rest = part;
+            // Start near the likely output size and double: small messages touch little
+            // memory, large ones few steps.
+            let mut step = (rest.len() as u64 * 4 + 256).min(64 << 10);
+            loop {
+                let room = (budget - produced).saturating_add(1).min(step) as usize;
+                step = (step * 2).min(1 << 20);
+                let start = self.out.len();
+                let want = start + room.max(1);
+                if want > self.out.capacity() {
+                    // Grow geometrically, but never past the budget: memory stays within
+                    // the message limit plus one step.
+                    let cap_limit = usize::try_from(budget)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(1 << 16);
+                    let target = want
+                        .max(self.out.capacity().saturating_mul(2))
+                        .min(cap_limit.max(want));
+                    self.out.reserve_exact(target - self.out.len());
+                }
+                self.out.resize(want, 0);
+                let in_before = inf.total_in();
+                let out_before = inf.total_out();
+                let r = inf.decompress(rest, &mut self.out[start..], InflateFlush::SyncFlush);
+                let used = (inf.total_in() - in_before) as usize;
+                let made = (inf.total_out() - out_before) as usize;
+                self.out.truncate(start + made);
+                produced += made as u64;
+                rest = &rest[used..];
+                if produced > budget {
+                    return Err(Error::LimitExceeded(Limit::MessageSize));
+                }
+                match r {
+                    Ok(Status::StreamEnd) => {
+                        // A final block: nothing more may follow in this context.
+                        if !rest.is_empty() {
+                            return Err(ProtocolError::BadCompressedData.into());
+                        }
+                        inf.reset(false);
+                        break;
+                    }
+                    Ok(_) => {
+                        if rest.is_empty() && made < room {
+                            break;
+                        }
+                        if used == 0 && made == 0 {
+                            if rest.is_empty() {
+                                break;
+                            }
+                            return Err(ProtocolError::BadCompressedData.into());
+                        }
+                    }
+                    Err(_) => return Err(ProtocolError::BadCompressedData.into()),
+                }
+            }
+        }
+        if last && self.peer_reset() {
+            self.inflate = None;
+        }
+        Ok(())
+    }
+
+    /// Between messages: in the lean mode (the peer resets its context, so ours is gone
+    /// too) give back the inflate buffer; otherwise keep it unless a large message grew it.
+    pub(crate) fn release_idle(&mut self) {
+        let cap = self.out.capacity();
+        if cap > 0 && (self.peer_reset() || cap > (256 << 10)) {
+            self.out = Vec::new();
+        }
+    }
+
+    /// After a message was sent: the same for the compression buffer.
+    pub(crate) fn release_sent(&mut self) {
+        let cap = self.compressed.capacity();
+        if cap > 0 && (self.our_reset() || cap > (256 << 10)) {
+            self.compressed = Vec::new();
+        }
+    }
+
+    /// Compresses a whole message into `self.compressed`, without the `00 00 ff ff` tail.
+    pub(crate) fn compress(&mut self, input: &[u8]) -> Result<(), Error> {
+        self.compressed.clear();
+        let bits = self.our_bits().max(9);
+        let level = self.params.level.min(9) as i32;
+        let def = self
+            .deflate
+            .get_or_insert_with(|| Box::new(Deflate::new(level, false, bits)));
+        let mut rest = input;
+        loop {
+            let room = rest.len() / 2 + 64;
+            let start = self.compressed.len();
+            self.compressed.resize(start + room, 0);
+            let in_before = def.total_in();
+            let out_before = def.total_out();
+            let r = def.compress(rest, &mut self.compressed[start..], DeflateFlush::SyncFlush);
+            let used = (def.total_in() - in_before) as usize;
+            let made = (def.total_out() - out_before) as usize;
+            self.compressed.truncate(start + made);
+            rest = &rest[used..];
+            if r.is_err() {
+                return Err(Error::InvalidUsage(crate::error::Usage::InvalidConfig));
+            }
+            if rest.is_empty() && made < room {
+                break;
+            }
+        }
+        if self.compressed.ends_with(&TAIL) {
+            self.compressed.truncate(self.compressed.len() - 4);
+        }
+        if self.compressed.is_empty() {
+            // zlib emits nothing for a flush with no new input right after another flush.
+            // An empty payload would make the receiver read the appended tail as the start
+            // of a block; send the header of an empty stored block instead (RFC 7692
+            // section 7.2.3.6), which the tail completes.
+            self.compressed.push(0x00);
+        }
+        if self.our_reset() {
+            self.deflate = None;
+        }
+        Ok(())
+    }
+}
