@@ -12,10 +12,7 @@ fn main() {
         .ok()
         .and_then(|l| l.parse().ok())
         .unwrap_or(DeflateConfig::DEFAULT.level);
-    let dc = DeflateConfig {
-        level,
-        ..DeflateConfig::DEFAULT
-    };
+    let dc = DeflateConfig::DEFAULT.with_level(level);
     let n = deflate::negotiate_server(["permessage-deflate"], &dc).unwrap();
     let mut text = String::new();
     let mut x: u32 = 1;
@@ -37,13 +34,10 @@ fn main() {
             })
             .collect();
     }
-    let cfg = Config {
-        ping_interval: None,
-        ..Config::DEFAULT
-    };
-    let mut server = Connection::server(cfg).unwrap();
+    let cfg = Config::DEFAULT.with_ping_interval(None);
+    let mut server = Connection::server(cfg, 0).unwrap();
     server.set_deflate(n);
-    let mut client = Connection::client(cfg, 1).unwrap();
+    let mut client = Connection::client(cfg, 1, 0).unwrap();
     client.set_deflate(n);
     let rounds = 200;
     let mut wire = Vec::new();
@@ -61,7 +55,7 @@ fn main() {
         let t = Instant::now();
         let mut pos = 0;
         while pos < wire.len() {
-            let (used, ev) = client.receive(&mut wire[pos..]).unwrap();
+            let (used, ev) = client.receive(0, &mut wire[pos..]).unwrap();
             pos += used;
             if let Some(ws_proto::Event::Data { payload, .. }) = ev {
                 got += payload.len();

@@ -67,9 +67,10 @@ impl Config {
         self
     }
 
-    /// Sets the largest message (all fragments, after inflating) in bytes.
+    /// Sets the largest message (all fragments, after inflating) in bytes; the frame limit is
+    /// lowered to it if it was larger.
     pub const fn with_max_message_size(mut self, bytes: u64) -> Self {
-        self.limits.max_message_size = bytes;
+        self.limits = self.limits.with_max_message_size(bytes);
         self
     }
 

@@ -24,6 +24,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod close;
+pub mod config;
 pub mod conn;
 pub mod deflate;
 pub mod error;
@@ -35,10 +36,13 @@ pub mod mask;
 pub mod message;
 pub mod utf8;
 
+#[cfg(feature = "alloc")]
+pub use bytes;
 pub use close::CloseCode;
-pub use conn::{Config, Connection, DataKind, Event, Role, State};
-pub use error::{Error, HandshakeError, Limit, ProtocolError};
-pub use frame::{FrameHeader, OpCode};
+pub use config::Config;
+pub use conn::{Connection, Control, ControlFrame, DataKind, Event, Role, Sender, State};
+pub use error::{Error, HandshakeError, Limit, ProtocolError, TimeoutKind, Usage};
+pub use frame::{FrameHeader, HeaderBuf, OpCode};
 pub use limits::Limits;
 #[cfg(feature = "alloc")]
-pub use message::{Message, MessageAssembler};
+pub use message::{CloseFrame, Message, MessageAssembler, Utf8Bytes};

@@ -3,7 +3,14 @@
 use crate::error::{Error, Usage};
 
 /// Size and count limits, checked as early as possible (declared lengths at header decode).
+///
+/// ```
+/// let limits = ws_proto::Limits::default().with_max_message_size(1 << 20);
+/// assert_eq!(limits.max_frame_size, 1 << 20);
+/// assert!(limits.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest payload of a single frame, in bytes. Default 16 MiB.
     pub max_frame_size: u64,
@@ -41,6 +48,42 @@ impl Limits {
         } else {
             Err(Error::InvalidUsage(Usage::InvalidConfig))
         }
+    }
+}
+
+impl Limits {
+    /// Sets the largest single frame payload, in bytes.
+    pub const fn with_max_frame_size(mut self, bytes: u64) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets the largest total payload of a message, in bytes; the frame limit is lowered to it
+    /// if it was larger.
+    pub const fn with_max_message_size(mut self, bytes: u64) -> Self {
+        self.max_message_size = bytes;
+        if self.max_frame_size > bytes {
+            self.max_frame_size = bytes;
+        }
+        self
+    }
+
+    /// Sets the most frames one fragmented message may span.
+    pub const fn with_max_fragments(mut self, frames: u32) -> Self {
+        self.max_fragments = frames;
+        self
+    }
+
+    /// Sets the largest opening handshake head, in bytes.
+    pub const fn with_max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes;
+        self
+    }
+
+    /// Sets the most header fields in the opening handshake.
+    pub const fn with_max_headers(mut self, headers: usize) -> Self {
+        self.max_headers = headers;
+        self
     }
 }
 

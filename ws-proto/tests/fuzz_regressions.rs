@@ -13,7 +13,7 @@ fn roundtrip(tx: &mut Connection, rx: &mut Connection, msgs: &[(OpCode, &[u8])])
         tx.encode_message(op, payload, &mut wire).unwrap();
         let mut at = 0;
         loop {
-            let (n, ev) = rx.receive(&mut wire[at..]).unwrap();
+            let (n, ev) = rx.receive(0, &mut wire[at..]).unwrap();
             at += n;
             match ev {
                 Some(ev) => {
@@ -33,18 +33,11 @@ fn roundtrip(tx: &mut Connection, rx: &mut Connection, msgs: &[(OpCode, &[u8])])
 /// come out of the peer's inflater as non-empty messages.
 #[test]
 fn inflate_empty_messages_level0_context_takeover() {
-    let config = DeflateConfig {
-        level: 0,
-        min_size: 0,
-        ..DeflateConfig::DEFAULT
-    };
+    let config = DeflateConfig::DEFAULT.with_level(0).with_min_size(0);
     let params = negotiate_server(["permessage-deflate"], &config).unwrap();
-    let cfg = Config {
-        ping_interval: None,
-        ..Config::DEFAULT
-    };
-    let mut server = Connection::server(cfg).unwrap();
-    let mut client = Connection::client(cfg, 1).unwrap();
+    let cfg = Config::DEFAULT.with_ping_interval(None);
+    let mut server = Connection::server(cfg, 0).unwrap();
+    let mut client = Connection::client(cfg, 1, 0).unwrap();
     server.set_deflate(params);
     client.set_deflate(params);
     let got = roundtrip(
@@ -59,9 +52,9 @@ fn inflate_empty_messages_level0_context_takeover() {
     assert_eq!(
         got,
         [
-            Message::Binary(vec![]),
-            Message::Text(String::new()),
-            Message::Binary(vec![])
+            Message::binary(vec![]),
+            Message::text(""),
+            Message::binary(vec![])
         ]
     );
 }
@@ -71,17 +64,11 @@ fn inflate_empty_messages_level0_context_takeover() {
 /// `00 00 ff ff` tail half-parsed as a stored-block header; the second completes it.
 #[test]
 fn inflate_empty_messages_default_level_context_takeover() {
-    let config = DeflateConfig {
-        min_size: 0,
-        ..DeflateConfig::DEFAULT
-    };
+    let config = DeflateConfig::DEFAULT.with_min_size(0);
     let params = negotiate_server(["permessage-deflate"], &config).unwrap();
-    let cfg = Config {
-        ping_interval: None,
-        ..Config::DEFAULT
-    };
-    let mut client = Connection::client(cfg, 1).unwrap();
-    let mut server = Connection::server(cfg).unwrap();
+    let cfg = Config::DEFAULT.with_ping_interval(None);
+    let mut client = Connection::client(cfg, 1, 0).unwrap();
+    let mut server = Connection::server(cfg, 0).unwrap();
     server.set_deflate(params);
     client.set_deflate(params);
     let got = roundtrip(
@@ -96,9 +83,9 @@ fn inflate_empty_messages_default_level_context_takeover() {
     assert_eq!(
         got,
         [
-            Message::Text("hello".into()),
-            Message::Binary(vec![]),
-            Message::Binary(vec![])
+            Message::text("hello"),
+            Message::binary(vec![]),
+            Message::binary(vec![])
         ]
     );
 }

@@ -3,13 +3,19 @@
 //! orders. Deterministic: time is a plain counter.
 #![cfg(feature = "alloc")]
 
+use std::time::Duration;
 use ws_proto::handshake::{self as hs, HeadScanner};
-use ws_proto::{CloseCode, Config, Connection, Error, Message, MessageAssembler, OpCode, State};
+
+use ws_proto::{
+    CloseCode, CloseFrame, Config, Connection, Error, Message, MessageAssembler, OpCode, State,
+};
 
 struct Side {
     conn: Connection,
     asm: MessageAssembler,
     inbox: Vec<Message>,
+    /// This side's clock.
+    now: u64,
 }
 
 impl Side {
@@ -18,6 +24,7 @@ impl Side {
             conn,
             asm: MessageAssembler::new(),
             inbox: Vec::new(),
+            now: 0,
         }
     }
 
@@ -27,7 +34,7 @@ impl Side {
             let mut buf = piece.to_vec();
             let mut pos = 0;
             loop {
-                let (n, ev) = self.conn.receive(&mut buf[pos..])?;
+                let (n, ev) = self.conn.receive(self.now, &mut buf[pos..])?;
                 pos += n;
                 match ev {
                     Some(ev) => {
@@ -100,13 +107,10 @@ fn handshake() -> (Side, Side) {
     let r =
         hs::parse_response(&resp[..m], &mut headers, &key, &["chat", "superchat"], None).unwrap();
     assert_eq!((r.status(), r.protocol()), (101, Some("superchat")));
-    let cfg = Config {
-        ping_interval: None,
-        ..Config::DEFAULT
-    };
+    let cfg = Config::DEFAULT.with_ping_interval(None);
     (
-        Side::new(Connection::client(cfg, 0x5eed).unwrap()),
-        Side::new(Connection::server(cfg).unwrap()),
+        Side::new(Connection::client(cfg, 0x5eed, 0).unwrap()),
+        Side::new(Connection::server(cfg, 0).unwrap()),
     )
 }
 
@@ -133,8 +137,8 @@ fn messages_of_every_kind_and_size_both_ways() {
     let (mut client, mut server) = handshake();
     let sizes = [0usize, 1, 125, 126, 65535, 65536, 1 << 20];
     for (i, &size) in sizes.iter().enumerate() {
-        let text = Message::Text("é".repeat(size / 2) + &"x".repeat(size % 2));
-        let bin = Message::Binary((0..size).map(|b| b as u8).collect());
+        let text = Message::text("é".repeat(size / 2) + &"x".repeat(size % 2));
+        let bin = Message::binary((0..size).map(|b| b as u8).collect::<Vec<u8>>());
         for msg in [text, bin] {
             let chunk = [1, 7, 1000, usize::MAX][i % 4];
             let wire = send(&mut client, &msg);
@@ -152,31 +156,28 @@ fn messages_of_every_kind_and_size_both_ways() {
         .encode_frame(OpCode::Text, false, b"frag", &mut wire)
         .unwrap();
     server.feed(&wire[..n], 3).unwrap();
-    let wire = send(&mut client, &Message::Ping(b"p1".to_vec()));
+    let wire = send(&mut client, &Message::ping(&b"p1"[..]));
     server.feed(&wire, 2).unwrap();
-    assert_eq!(server.inbox.pop(), Some(Message::Ping(b"p1".to_vec())));
+    assert_eq!(server.inbox.pop(), Some(Message::ping(&b"p1"[..])));
     let pong = server.drain();
     client.feed(&pong, 1).unwrap();
-    assert_eq!(client.inbox.pop(), Some(Message::Pong(b"p1".to_vec())));
+    assert_eq!(client.inbox.pop(), Some(Message::pong(&b"p1"[..])));
     let mut wire = vec![0u8; 64];
     let n = client
         .conn
         .encode_frame(OpCode::Continuation, true, b"ment", &mut wire)
         .unwrap();
     server.feed(&wire[..n], 5).unwrap();
-    assert_eq!(server.inbox.pop(), Some(Message::Text("fragment".into())));
+    assert_eq!(server.inbox.pop(), Some(Message::text("fragment")));
 }
 
 #[test]
 fn keepalive_timeout_in_a_pair() {
     let (mut client, mut server) = handshake();
-    let cfg = Config {
-        ping_interval: Some(1000),
-        pong_timeout: 500,
-        ..Config::DEFAULT
-    };
-    server.conn = Connection::server(cfg).unwrap();
-    server.conn.handle_timeout(0).unwrap();
+    let cfg = Config::DEFAULT
+        .with_ping_interval(Some(Duration::from_millis(1000)))
+        .with_pong_timeout(Duration::from_millis(500));
+    server.conn = Connection::server(cfg, 0).unwrap();
     // A live client answers every ping.
     for t in [1000u64, 2000, 3000] {
         server.conn.handle_timeout(t).unwrap();
@@ -184,6 +185,7 @@ fn keepalive_timeout_in_a_pair() {
         client.feed(&ping, 3).unwrap();
         let pong = client.drain();
         assert!(!pong.is_empty());
+        server.now = t + 10;
         server.feed(&pong, 4).unwrap();
     }
     assert_eq!(server.conn.state(), State::Open);
@@ -195,7 +197,8 @@ fn keepalive_timeout_in_a_pair() {
         server.conn.handle_timeout(4500),
         Err(Error::Timeout(ws_proto::error::TimeoutKind::Pong))
     );
-    assert_eq!(server.conn.state(), State::Closed);
+    assert_eq!(server.conn.state(), State::Terminated);
+    assert!(server.conn.should_shutdown());
 }
 
 #[test]
@@ -207,25 +210,41 @@ fn close_orders() {
         } else {
             (&mut server, &mut client)
         };
-        a.conn.close(Some(CloseCode::GOING_AWAY), "bye").unwrap();
-        assert_eq!(a.conn.state(), State::Closing);
+        a.conn.close(0, Some(CloseCode::GOING_AWAY), "bye").unwrap();
+        assert_eq!(a.conn.state(), State::ClosedByUs);
         let close = a.drain();
         b.feed(&close, 2).unwrap();
         assert_eq!(
             b.inbox.pop(),
-            Some(Message::Close(Some((CloseCode::GOING_AWAY, "bye".into()))))
+            Some(Message::Close(Some(CloseFrame::new(
+                CloseCode::GOING_AWAY,
+                "bye"
+            ))))
         );
-        assert_eq!(b.conn.state(), State::Closed);
+        assert_eq!(b.conn.state(), State::ClosedByPeer);
         let echo = b.drain();
-        assert!(b.conn.can_shutdown());
         a.feed(&echo, 1).unwrap();
         assert_eq!(
             a.inbox.pop(),
-            Some(Message::Close(Some((CloseCode::GOING_AWAY, String::new()))))
+            Some(Message::Close(Some(CloseFrame::new(
+                CloseCode::GOING_AWAY,
+                ""
+            ))))
         );
-        assert_eq!(a.conn.state(), State::Closed);
-        assert!(a.conn.can_shutdown());
-        assert_eq!(a.conn.initiator(), Some(ws_proto::conn::Initiator::Local));
-        assert_eq!(b.conn.initiator(), Some(ws_proto::conn::Initiator::Remote));
+        // The server ends the transport first; the client then sees its EOF.
+        assert_eq!(server.conn.state(), State::Terminated);
+        assert!(server.conn.should_shutdown());
+        assert_eq!(client.conn.state(), State::CloseAcknowledged);
+        assert!(!client.conn.should_shutdown());
+        client.conn.receive_eof().unwrap();
+        assert_eq!(client.conn.state(), State::Terminated);
+        assert!(client.conn.should_shutdown());
+        for side in [&client, &server] {
+            assert_eq!(side.conn.error(), None);
+            assert_eq!(
+                side.conn.peer_close_code(),
+                Some(Some(CloseCode::GOING_AWAY))
+            );
+        }
     }
 }

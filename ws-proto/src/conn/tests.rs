@@ -1,5 +1,9 @@
 use super::*;
 use crate::error::HandshakeError;
+use crate::error::{Limit, ProtocolError, TimeoutKind, Usage};
+use crate::frame::FrameHeader;
+use crate::limits::Limits;
+use core::time::Duration;
 use proptest::prelude::*;
 use std::string::String;
 use std::vec;
@@ -25,10 +29,7 @@ fn frame_to(role: Role, opcode: u8, fin: bool, rsv: u8, payload: &[u8]) -> Vec<u
 }
 
 fn no_timers() -> Config {
-    Config {
-        ping_interval: None,
-        ..Config::DEFAULT
-    }
+    Config::DEFAULT.with_ping_interval(None)
 }
 
 /// An owned copy of an event, for comparisons.
@@ -62,7 +63,7 @@ fn feed_all(conn: &mut Connection, bytes: &[u8]) -> Result<Vec<Ev>, (Vec<Ev>, Er
     let mut events = Vec::new();
     let mut pos = 0;
     loop {
-        match conn.receive(&mut buf[pos..]) {
+        match conn.receive(0, &mut buf[pos..]) {
             Ok((n, ev)) => {
                 pos += n;
                 match ev {
@@ -118,21 +119,25 @@ fn close_code_sent(conn: &mut Connection) -> Option<Option<u16>> {
 
 /// Feeds `bytes` to a fresh connection of `role` and expects failure with `close`.
 fn expect_failure(role: Role, bytes: &[u8], err: Error, close: u16) {
-    let mut c = Connection::new(role, no_timers(), 7).unwrap();
+    let mut c = Connection::new(role, no_timers(), 7, 0).unwrap();
     let r = feed_all(&mut c, bytes);
     assert_eq!(r.map_err(|e| e.1), Err(err), "{bytes:02x?}");
-    assert_eq!(c.state(), State::Closed);
+    assert_eq!(c.state(), State::CloseAcknowledged);
     assert_eq!(c.error(), Some(err));
+    assert_eq!(c.error_close_code(), Some(CloseCode(close)));
+    assert!(!c.should_shutdown(), "the close frame goes first");
     assert_eq!(close_code_sent(&mut c), Some(Some(close)));
-    assert!(c.can_shutdown());
+    assert!(c.should_shutdown());
+    // Nothing more is read: later bytes are discarded.
     let mut more = frame_to(role, 1, true, 0, b"x");
-    assert_eq!(c.receive(&mut more).map(|_| ()), Err(Error::Closed));
+    let len = more.len();
+    assert_eq!(c.receive(0, &mut more), Ok((len, None)));
 }
 
 #[test]
 fn text_and_binary() {
     for role in [Role::Server, Role::Client] {
-        let mut c = Connection::new(role, no_timers(), 1).unwrap();
+        let mut c = Connection::new(role, no_timers(), 1, 0).unwrap();
         let mut bytes = frame_to(role, 1, true, 0, "héllo".as_bytes());
         bytes.extend(frame_to(role, 2, true, 0, &[0, 255, 7]));
         bytes.extend(frame_to(role, 2, true, 0, &[]));
@@ -194,7 +199,7 @@ fn control_frame_rules_are_1002() {
         expect_failure(role, &b, ProtocolError::ControlTooLong.into(), 1002);
     }
     // 125 is fine.
-    let mut c = Connection::server(no_timers()).unwrap();
+    let mut c = Connection::server(no_timers(), 0).unwrap();
     let ev = feed_all(&mut c, &frame_to(Role::Server, 9, true, 0, &[5u8; 125])).unwrap();
     assert_eq!(ev, vec![Ev::Ping(vec![5u8; 125])]);
 }
@@ -244,7 +249,7 @@ fn fragmentation_rules() {
     expect_failure(r, &b, ProtocolError::ExpectedContinuation.into(), 1002);
 
     // Control frames between fragments are delivered and answered at once.
-    let mut c = Connection::server(no_timers()).unwrap();
+    let mut c = Connection::server(no_timers(), 0).unwrap();
     let mut b = frame_to(r, 1, false, 0, b"fra");
     b.extend(frame_to(r, 9, true, 0, b"p"));
     b.extend(frame_to(r, 0, false, 0, b"gme"));
@@ -278,14 +283,14 @@ fn utf8_fails_fast_across_frames_with_1007() {
     );
     // A valid prefix, then a frame whose first byte makes it impossible: fails on that frame,
     // before the message ends.
-    let mut c = Connection::server(no_timers()).unwrap();
+    let mut c = Connection::server(no_timers(), 0).unwrap();
     let mut b = frame_to(r, 1, false, 0, &[0xf4]);
     b.extend(frame_to(r, 0, false, 0, &[0x90]));
     let (ev, e) = feed_all(&mut c, &b).unwrap_err();
     assert_eq!(e, Error::InvalidUtf8);
     assert_eq!(ev, vec![Ev::Data(DataKind::Text, vec![0xf4], true, false)]);
     // A character split across frames is fine.
-    let mut c = Connection::server(no_timers()).unwrap();
+    let mut c = Connection::server(no_timers(), 0).unwrap();
     let euro = "€".as_bytes();
     let mut b = frame_to(r, 1, false, 0, &euro[..1]);
     b.extend(frame_to(r, 0, false, 0, &euro[1..2]));
@@ -299,7 +304,7 @@ fn utf8_fails_fast_across_frames_with_1007() {
         1007,
     );
     // Binary is never checked.
-    let mut c = Connection::server(no_timers()).unwrap();
+    let mut c = Connection::server(no_timers(), 0).unwrap();
     assert!(feed_all(&mut c, &frame_to(r, 2, true, 0, &[0xff, 0xfe])).is_ok());
 }
 
@@ -322,7 +327,7 @@ fn close_payload_rules() {
     for code in [
         1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999,
     ] {
-        let mut c = Connection::server(no_timers()).unwrap();
+        let mut c = Connection::server(no_timers(), 0).unwrap();
         let mut p = code.to_be_bytes().to_vec();
         p.extend_from_slice(b"why");
         let ev = feed_all(&mut c, &frame_to(r, 8, true, 0, &p)).unwrap();
@@ -333,71 +338,239 @@ fn close_payload_rules() {
 
 #[test]
 fn peer_initiated_close_handshake() {
-    let r = Role::Server;
-    let mut c = Connection::server(no_timers()).unwrap();
-    let ev = feed_all(&mut c, &frame_to(r, 8, true, 0, &[])).unwrap();
-    assert_eq!(ev, vec![Ev::Close(None, String::new())]);
-    assert_eq!(c.initiator(), Some(Initiator::Remote));
-    assert_eq!(c.state(), State::Closed);
-    assert!(!c.can_shutdown(), "echo not yet sent");
-    assert_eq!(close_code_sent(&mut c), Some(None));
-    assert!(c.can_shutdown());
-    // Data after close: refused in both directions.
-    let mut more = frame_to(r, 1, true, 0, b"late");
-    assert_eq!(c.receive(&mut more).map(|_| ()), Err(Error::Closed));
-    assert_eq!(
-        c.frame_header(OpCode::Text, true, &mut []).map(|_| ()),
-        Err(Error::Closed)
-    );
-    assert!(c.poll_transmit().is_none());
+    for role in [Role::Server, Role::Client] {
+        let mut c = Connection::new(role, no_timers(), 3, 0).unwrap();
+        let ev = feed_all(&mut c, &frame_to(role, 8, true, 0, &[])).unwrap();
+        assert_eq!(ev, vec![Ev::Close(None, String::new())]);
+        assert_eq!(c.state(), State::ClosedByPeer);
+        assert_eq!(c.peer_close_code(), Some(None));
+        assert!(!c.should_shutdown(), "answer not yet sent");
+        // Data after the close: discarded when received, refused when sent.
+        let mut more = frame_to(role, 1, true, 0, b"late");
+        let len = more.len();
+        assert_eq!(c.receive(0, &mut more), Ok((len, None)));
+        assert_eq!(
+            c.frame_header(OpCode::Text, true, &mut []).map(|_| ()),
+            Err(Error::Closed)
+        );
+        assert_eq!(close_code_sent(&mut c), Some(None));
+        assert!(c.poll_transmit().is_none());
+        assert_eq!(c.error(), None);
+        match role {
+            // RFC 6455 section 7.1.1: the server ends the TCP connection first.
+            Role::Server => {
+                assert_eq!(c.state(), State::Terminated);
+                assert!(c.should_shutdown());
+                assert_eq!(c.poll_timeout(), None);
+            }
+            // The client waits for the server's EOF, up to the close timeout.
+            Role::Client => {
+                assert_eq!(c.state(), State::CloseAcknowledged);
+                assert!(!c.should_shutdown());
+                assert_eq!(c.poll_timeout(), Some(5_000));
+                assert_eq!(c.receive_eof(), Ok(()));
+                assert_eq!(c.state(), State::Terminated);
+                assert!(c.should_shutdown());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_client_ends_the_transport_itself_when_the_server_does_not() {
+    let mut c = Connection::client(
+        no_timers().with_close_timeout(Duration::from_millis(300)),
+        3,
+        0,
+    )
+    .unwrap();
+    feed_all(
+        &mut c,
+        &frame_to(Role::Client, 8, true, 0, &1000u16.to_be_bytes()),
+    )
+    .unwrap();
+    assert_eq!(close_code_sent(&mut c), Some(Some(1000)));
+    assert_eq!(c.poll_timeout(), Some(300));
+    c.handle_timeout(299).unwrap();
+    assert_eq!(c.state(), State::CloseAcknowledged);
+    c.handle_timeout(300).unwrap();
+    assert_eq!(c.state(), State::Terminated);
+    assert!(c.should_shutdown());
+    assert_eq!(c.error(), None, "a clean close all the same");
 }
 
 #[test]
 fn local_close_handshake() {
-    let r = Role::Client;
-    let mut c = Connection::client(no_timers(), 9).unwrap();
-    c.close(Some(CloseCode::NORMAL), "done").unwrap();
-    assert_eq!(c.state(), State::Closing);
-    assert_eq!(c.close(Some(CloseCode::NORMAL), ""), Err(Error::Closed));
+    for role in [Role::Client, Role::Server] {
+        let mut c = Connection::new(role, no_timers(), 9, 0).unwrap();
+        c.close(10, Some(CloseCode::NORMAL), "done").unwrap();
+        assert_eq!(c.state(), State::ClosedByUs);
+        assert!(!c.state().can_send() && c.state().can_receive());
+        assert_eq!(c.close(10, Some(CloseCode::NORMAL), ""), Err(Error::Closed));
+        assert_eq!(
+            c.encode_frame(OpCode::Text, true, b"x", &mut [0; 32]),
+            Err(Error::Closed)
+        );
+        assert_eq!(
+            c.poll_timeout(),
+            Some(5_010),
+            "the close deadline counts from `now`"
+        );
+        let f = c.poll_transmit().unwrap();
+        assert_eq!(f.opcode(), OpCode::Close);
+        let (h, n) = FrameHeader::decode(f.as_bytes()).unwrap().unwrap();
+        let mut p = f.as_bytes()[n..].to_vec();
+        if let Some(k) = h.mask {
+            crate::mask::apply_mask_naive(&mut p, k, 0);
+        }
+        assert_eq!(p, b"\x03\xe8done");
+        // Data still arrives while closing.
+        let ev = feed_all(&mut c, &frame_to(role, 1, true, 0, b"in flight")).unwrap();
+        assert_eq!(ev.len(), 1);
+        let ev = feed_all(&mut c, &frame_to(role, 8, true, 0, &1000u16.to_be_bytes())).unwrap();
+        assert_eq!(ev, vec![Ev::Close(Some(1000), String::new())]);
+        assert!(c.poll_transmit().is_none(), "no second close");
+        assert_eq!(c.peer_close_code(), Some(Some(CloseCode::NORMAL)));
+        match role {
+            Role::Server => assert_eq!(c.state(), State::Terminated),
+            Role::Client => {
+                assert_eq!(c.state(), State::CloseAcknowledged);
+                assert_eq!(c.receive_eof(), Ok(()));
+                assert_eq!(c.state(), State::Terminated);
+            }
+        }
+        assert!(c.should_shutdown());
+        assert_eq!(c.error(), None);
+    }
+}
+
+#[test]
+fn the_peers_close_before_ours_was_sent_completes_the_handshake() {
+    let mut c = Connection::server(no_timers(), 0).unwrap();
+    c.close(0, Some(CloseCode::GOING_AWAY), "").unwrap();
+    // The peer's close crosses ours, which has not been written yet.
+    feed_all(
+        &mut c,
+        &frame_to(Role::Server, 8, true, 0, &1000u16.to_be_bytes()),
+    )
+    .unwrap();
+    assert_eq!(c.state(), State::ClosedByPeer);
     assert_eq!(
-        c.encode_frame(OpCode::Text, true, b"x", &mut [0; 32]),
+        close_code_sent(&mut c),
+        Some(Some(1001)),
+        "ours, not an echo"
+    );
+    assert_eq!(c.state(), State::Terminated);
+}
+
+#[test]
+fn eof_before_the_close_handshake_is_a_vanished_peer() {
+    for close_first in [false, true] {
+        let mut c = Connection::server(no_timers(), 0).unwrap();
+        if close_first {
+            c.close(0, Some(CloseCode::NORMAL), "").unwrap();
+        }
+        assert_eq!(c.receive_eof(), Err(Error::PeerVanished));
+        assert_eq!(c.state(), State::Terminated);
+        assert_eq!(c.error(), Some(Error::PeerVanished));
+        assert_eq!(c.error_close_code(), None);
+        assert_eq!(c.poll_timeout(), None);
+        let mut more = frame_to(Role::Server, 1, true, 0, b"x");
+        let len = more.len();
+        assert_eq!(c.receive(0, &mut more), Ok((len, None)));
+    }
+}
+
+#[test]
+fn a_failed_connection_waits_for_eof_until_its_deadline() {
+    let cfg = no_timers().with_close_timeout(Duration::from_millis(200));
+    // Ended by the peer's EOF.
+    let mut c = Connection::server(cfg, 0).unwrap();
+    let mut bad = [0x83, 0x80, 1, 2, 3, 4]; // a reserved opcode
+    assert!(c.receive(50, &mut bad).is_err());
+    assert_eq!(close_code_sent(&mut c), Some(Some(1002)));
+    assert!(c.should_shutdown(), "shut at once, then wait");
+    assert_eq!(c.poll_timeout(), Some(250));
+    assert_eq!(c.receive_eof(), Ok(()));
+    assert_eq!(c.state(), State::Terminated);
+    assert_eq!(
+        c.error(),
+        Some(Error::Protocol(ProtocolError::ReservedOpcode))
+    );
+    // Or by the deadline.
+    let mut c = Connection::client(cfg, 1, 0).unwrap();
+    let mut bad = [0x83, 0x00];
+    assert!(c.receive(50, &mut bad).is_err());
+    c.handle_timeout(249).unwrap();
+    assert_eq!(c.state(), State::CloseAcknowledged);
+    c.handle_timeout(250).unwrap();
+    assert_eq!(c.state(), State::Terminated);
+}
+
+#[test]
+fn a_failure_after_our_close_sends_no_second_close() {
+    let mut c = Connection::server(no_timers(), 0).unwrap();
+    c.close(0, Some(CloseCode::NORMAL), "").unwrap();
+    assert_eq!(close_code_sent(&mut c), Some(Some(1000)));
+    let mut bad = frame_to(Role::Server, 1, true, 0, &[0xff]);
+    assert_eq!(feed_all(&mut c, &bad).unwrap_err().1, Error::InvalidUtf8);
+    assert_eq!(c.error(), Some(Error::InvalidUtf8));
+    assert_eq!(c.error_close_code(), None, "our close had gone out already");
+    assert!(c.poll_transmit().is_none());
+    bad.clear();
+}
+
+#[test]
+fn a_taken_sender_sends_data_and_the_connection_answers_pings() {
+    let mut c = Connection::client(no_timers(), 11, 0).unwrap();
+    let mut tx = c.take_sender();
+    let mut out = [0u8; 64];
+    assert_eq!(
+        c.encode_frame(OpCode::Text, true, b"x", &mut out),
+        Err(Error::InvalidUsage(Usage::SenderTaken))
+    );
+    let n = tx
+        .encode_frame(OpCode::Text, true, b"hello", &mut out)
+        .unwrap();
+    let mut server = Connection::server(no_timers(), 0).unwrap();
+    assert_eq!(
+        feed_all(&mut server, &out[..n]).unwrap(),
+        vec![Ev::Data(DataKind::Text, b"hello".to_vec(), true, true)]
+    );
+    // A ping to the client: its pong goes out through the taken sender.
+    feed_all(&mut c, &frame_to(Role::Client, 9, true, 0, b"p")).unwrap();
+    let pong = c.poll_control().unwrap();
+    assert_eq!((pong.opcode(), pong.payload()), (OpCode::Pong, &b"p"[..]));
+    let frame = tx.encode_control(&pong).unwrap();
+    assert_eq!(
+        feed_all(&mut server, frame.as_bytes()).unwrap(),
+        vec![Ev::Pong(b"p".to_vec())]
+    );
+    // The sender closes on its own; the connection's own close frame is then dropped.
+    let close = tx.encode_close(Some(CloseCode::NORMAL), "bye").unwrap();
+    assert_eq!(close.opcode(), OpCode::Close);
+    assert!(tx.is_closed());
+    assert_eq!(
+        tx.encode_frame(OpCode::Text, true, b"x", &mut out),
         Err(Error::Closed)
     );
-    let f = c.poll_transmit().unwrap();
-    assert_eq!(f.opcode(), OpCode::Close);
-    let (h, n) = FrameHeader::decode(f.as_bytes()).unwrap().unwrap();
-    let mut p = f.as_bytes()[n..].to_vec();
-    crate::mask::apply_mask_naive(&mut p, h.mask.unwrap(), 0);
-    assert_eq!(p, b"\x03\xe8done");
-    // Data still arrives while closing.
-    let ev = feed_all(&mut c, &frame_to(r, 1, true, 0, b"in flight")).unwrap();
-    assert_eq!(ev.len(), 1);
-    let ev = feed_all(&mut c, &frame_to(r, 8, true, 0, &1000u16.to_be_bytes())).unwrap();
-    assert_eq!(ev, vec![Ev::Close(Some(1000), String::new())]);
-    assert_eq!(c.state(), State::Closed);
-    assert_eq!(c.initiator(), Some(Initiator::Local));
-    assert!(c.poll_transmit().is_none(), "no second close");
-    assert!(c.can_shutdown());
+    c.close(0, Some(CloseCode::NORMAL), "bye").unwrap();
+    let own = c.poll_control().unwrap();
+    assert_eq!(tx.encode_control(&own).map(|f| f.opcode()), None);
 }
 
 #[test]
 fn limits_at_and_past() {
-    let limits = Limits {
-        max_frame_size: 100,
-        max_message_size: 250,
-        max_fragments: 3,
-        ..Limits::DEFAULT
-    };
-    let cfg = Config {
-        limits,
-        ping_interval: None,
-        ..Config::DEFAULT
-    };
+    let limits = Limits::DEFAULT
+        .with_max_frame_size(100)
+        .with_max_message_size(250)
+        .with_max_fragments(3);
+    let cfg = no_timers().with_limits(limits);
     let r = Role::Server;
     // Frame size: at the limit fine, one past it 1009, decided from the header alone.
-    let mut c = Connection::server(cfg).unwrap();
+    let mut c = Connection::server(cfg, 0).unwrap();
     assert!(feed_all(&mut c, &frame_to(r, 2, true, 0, &[0; 100])).is_ok());
-    let mut c = Connection::server(cfg).unwrap();
+    let mut c = Connection::server(cfg, 0).unwrap();
     let b = frame_to(r, 2, true, 0, &[0; 101]);
     let (_, e) = feed_all(&mut c, &b[..8]).unwrap_err();
     assert_eq!(e, Error::LimitExceeded(Limit::FrameSize));
@@ -406,12 +579,12 @@ fn limits_at_and_past() {
     let mut ok = frame_to(r, 2, false, 0, &[0; 100]);
     ok.extend(frame_to(r, 0, false, 0, &[0; 100]));
     ok.extend(frame_to(r, 0, true, 0, &[0; 50]));
-    let mut c = Connection::server(cfg).unwrap();
+    let mut c = Connection::server(cfg, 0).unwrap();
     assert!(feed_all(&mut c, &ok).is_ok());
     let mut bad = frame_to(r, 2, false, 0, &[0; 100]);
     bad.extend(frame_to(r, 0, false, 0, &[0; 100]));
     bad.extend(frame_to(r, 0, true, 0, &[0; 51]));
-    let mut c = Connection::server(cfg).unwrap();
+    let mut c = Connection::server(cfg, 0).unwrap();
     assert_eq!(
         feed_all(&mut c, &bad).unwrap_err().1,
         Error::LimitExceeded(Limit::MessageSize)
@@ -421,10 +594,10 @@ fn limits_at_and_past() {
     let mut four = frame_to(r, 2, false, 0, b"");
     four.extend(frame_to(r, 0, false, 0, b""));
     four.extend(frame_to(r, 0, false, 0, b""));
-    let mut c = Connection::server(cfg).unwrap();
+    let mut c = Connection::server(cfg, 0).unwrap();
     assert!(feed_all(&mut c, &four).is_ok(), "three fragments");
     four.extend(frame_to(r, 0, true, 0, b""));
-    let mut c = Connection::server(cfg).unwrap();
+    let mut c = Connection::server(cfg, 0).unwrap();
     assert_eq!(
         feed_all(&mut c, &four).unwrap_err().1,
         Error::LimitExceeded(Limit::Fragments)
@@ -435,7 +608,7 @@ fn limits_at_and_past() {
 #[test]
 fn pong_replies_stay_bounded() {
     let r = Role::Server;
-    let mut c = Connection::server(no_timers()).unwrap();
+    let mut c = Connection::server(no_timers(), 0).unwrap();
     let mut b = Vec::new();
     for i in 0..10_000u32 {
         b.extend(frame_to(r, 9, true, 0, &i.to_be_bytes()));
@@ -453,7 +626,7 @@ fn pong_replies_stay_bounded() {
 
 #[test]
 fn send_side_rules() {
-    let mut c = Connection::server(no_timers()).unwrap();
+    let mut c = Connection::server(no_timers(), 0).unwrap();
     let mut out = [0u8; 64];
     assert_eq!(
         c.encode_frame(OpCode::Continuation, true, b"x", &mut out),
@@ -485,7 +658,7 @@ fn send_side_rules() {
         Ok(12)
     );
     assert_eq!(
-        c.close(Some(CloseCode(1005)), ""),
+        c.close(0, Some(CloseCode(1005)), ""),
         Err(Error::InvalidUsage(Usage::InvalidCloseCode))
     );
     assert_eq!(c.state(), State::Open);
@@ -493,8 +666,8 @@ fn send_side_rules() {
 
 #[test]
 fn client_frames_are_masked_and_decode_on_a_server() {
-    let mut client = Connection::client(no_timers(), 42).unwrap();
-    let mut server = Connection::server(no_timers()).unwrap();
+    let mut client = Connection::client(no_timers(), 42, 0).unwrap();
+    let mut server = Connection::server(no_timers(), 0).unwrap();
     let mut out = [0u8; 300];
     let n = client
         .encode_frame(OpCode::Text, true, "masked ✓".as_bytes(), &mut out)
@@ -534,15 +707,11 @@ fn client_frames_are_masked_and_decode_on_a_server() {
 
 #[test]
 fn keepalive_ping_and_pong_timeout() {
-    let cfg = Config {
-        ping_interval: Some(1000),
-        pong_timeout: 500,
-        ..Config::DEFAULT
-    };
-    let mut c = Connection::server(cfg).unwrap();
-    assert_eq!(c.poll_timeout(), Some(0), "arm at once");
-    c.handle_timeout(10).unwrap();
-    assert_eq!(c.poll_timeout(), Some(1010));
+    let cfg = Config::DEFAULT
+        .with_ping_interval(Some(Duration::from_millis(1000)))
+        .with_pong_timeout(Duration::from_millis(500));
+    let mut c = Connection::server(cfg, 10).unwrap();
+    assert_eq!(c.poll_timeout(), Some(1010), "armed when opened");
     c.handle_timeout(500).unwrap();
     assert!(c.poll_transmit().is_none());
     c.handle_timeout(1010).unwrap();
@@ -550,13 +719,10 @@ fn keepalive_ping_and_pong_timeout() {
     assert_eq!(ping.opcode(), OpCode::Ping);
     assert_eq!(c.poll_timeout(), Some(1510));
     // A pong (any frame) in time clears the deadline.
-    feed_all(
-        &mut c,
-        &frame_to(Role::Server, 10, true, 0, &ping.as_bytes()[2..]),
-    )
-    .unwrap();
-    c.handle_timeout(1600).unwrap();
+    let mut pong = frame_to(Role::Server, 10, true, 0, &ping.as_bytes()[2..]);
+    c.receive(1400, &mut pong).unwrap();
     assert_eq!(c.poll_timeout(), Some(2010));
+    c.handle_timeout(1600).unwrap();
     c.handle_timeout(2010).unwrap();
     assert_eq!(c.poll_transmit().unwrap().opcode(), OpCode::Ping);
     // Silence: the pong deadline passes at 2510, not a millisecond before.
@@ -565,48 +731,41 @@ fn keepalive_ping_and_pong_timeout() {
         c.handle_timeout(2510),
         Err(Error::Timeout(TimeoutKind::Pong))
     );
-    assert_eq!(c.state(), State::Closed);
+    assert_eq!(c.state(), State::Terminated);
     assert!(
         c.poll_transmit().is_none(),
         "a dead peer gets no close frame"
     );
-    assert!(c.can_shutdown());
+    assert!(c.should_shutdown());
 }
 
 #[test]
 fn close_handshake_timeout() {
-    let cfg = Config {
-        ping_interval: None,
-        close_timeout: 300,
-        ..Config::DEFAULT
-    };
-    let mut c = Connection::client(cfg, 3).unwrap();
-    c.handle_timeout(100).unwrap();
-    c.close(Some(CloseCode::GOING_AWAY), "").unwrap();
-    assert_eq!(c.poll_timeout(), Some(100), "arm at once");
-    // The deadline counts from the time the caller brings, however stale the last tick was.
-    c.handle_timeout(100).unwrap();
+    let cfg = no_timers().with_close_timeout(Duration::from_millis(300));
+    let mut c = Connection::client(cfg, 3, 0).unwrap();
+    c.close(100, Some(CloseCode::GOING_AWAY), "").unwrap();
     assert_eq!(c.poll_timeout(), Some(400));
     c.handle_timeout(399).unwrap();
     assert_eq!(
         c.handle_timeout(400),
-        Err(Error::Timeout(TimeoutKind::CloseHandshake))
+        Err(Error::Timeout(TimeoutKind::Close))
     );
-    assert_eq!(c.state(), State::Closed);
+    assert_eq!(
+        c.state(),
+        State::Terminated,
+        "an unresponsive peer is not waited for"
+    );
+    assert_eq!(c.error_close_code(), None);
 }
 
 #[test]
 fn idle_timeout_closes_with_1001() {
-    let cfg = Config {
-        ping_interval: None,
-        idle_timeout: Some(1000),
-        ..Config::DEFAULT
-    };
-    let mut c = Connection::server(cfg).unwrap();
-    c.handle_timeout(0).unwrap();
+    let cfg = no_timers().with_idle_timeout(Some(Duration::from_millis(1000)));
+    let mut c = Connection::server(cfg, 0).unwrap();
+    assert_eq!(c.poll_timeout(), Some(1000));
     c.handle_timeout(900).unwrap();
-    feed_all(&mut c, &frame_to(Role::Server, 2, true, 0, b"x")).unwrap();
-    c.handle_timeout(950).unwrap();
+    let mut b = frame_to(Role::Server, 2, true, 0, b"x");
+    c.receive(950, &mut b).unwrap();
     assert_eq!(c.poll_timeout(), Some(1950));
     c.handle_timeout(1949).unwrap();
     assert_eq!(
@@ -614,18 +773,26 @@ fn idle_timeout_closes_with_1001() {
         Err(Error::Timeout(TimeoutKind::Idle))
     );
     assert_eq!(close_code_sent(&mut c), Some(Some(1001)));
+    assert_eq!(c.state(), State::CloseAcknowledged);
 }
 
 #[test]
 fn bad_config_is_an_error() {
-    let cfg = Config {
-        ping_interval: Some(0),
-        ..Config::DEFAULT
-    };
-    assert_eq!(
-        Connection::server(cfg).map(|_| ()),
-        Err(Error::InvalidUsage(Usage::InvalidConfig))
-    );
+    for cfg in [
+        Config::DEFAULT.with_ping_interval(Some(Duration::ZERO)),
+        Config::DEFAULT.with_pong_timeout(Duration::ZERO),
+        Config::DEFAULT.with_close_timeout(Duration::ZERO),
+        Config::DEFAULT.with_idle_timeout(Some(Duration::ZERO)),
+        Config::DEFAULT.with_max_frame_size(0),
+    ] {
+        assert_eq!(
+            Connection::server(cfg, 0).map(|_| ()),
+            Err(Error::InvalidUsage(Usage::InvalidConfig))
+        );
+    }
+    // Under a millisecond rounds up: only zero is refused.
+    let cfg = Config::DEFAULT.with_ping_interval(Some(Duration::from_micros(1)));
+    assert_eq!(Connection::server(cfg, 0).unwrap().poll_timeout(), Some(1));
     let _ = HandshakeError::MalformedHttp;
 }
 
@@ -678,7 +845,7 @@ fn feed_all_into(
     loop {
         let give = (conn.data_remaining() as usize).min(room);
         let before = conn.data_remaining();
-        match conn.receive_into(&mut buf[pos..], &mut out[..give]) {
+        match conn.receive_into(0, &mut buf[pos..], &mut out[..give]) {
             Ok((n, ev)) => {
                 pos += n;
                 match ev {
@@ -718,17 +885,17 @@ fn receive_into_unmasks_into_the_output() {
     bytes.extend(frame_to(Role::Server, 1, false, 0, "h€".as_bytes()));
     bytes.extend(frame_to(Role::Server, 9, true, 0, b"ping"));
     bytes.extend(frame_to(Role::Server, 0, true, 0, "llo".as_bytes()));
-    let mut whole = Connection::server(no_timers()).unwrap();
+    let mut whole = Connection::server(no_timers(), 0).unwrap();
     let expected = normalise(&feed_all(&mut whole, &bytes).unwrap());
     for room in [1, 2, 3, 5, 64, 1000, 4096] {
-        let mut c = Connection::server(no_timers()).unwrap();
+        let mut c = Connection::server(no_timers(), 0).unwrap();
         let events = feed_all_into(&mut c, &bytes, room).unwrap();
         assert_eq!(normalise(&events), expected, "room {room}");
         // The pong is queued as with `receive`.
         assert_eq!(c.poll_transmit().map(|f| f.opcode()), Some(OpCode::Pong));
     }
     // A client's input is unmasked already: copied as it is.
-    let mut c = Connection::client(no_timers(), 7).unwrap();
+    let mut c = Connection::client(no_timers(), 7, 0).unwrap();
     let bytes = frame_to(Role::Client, 2, true, 0, &payload);
     let events = feed_all_into(&mut c, &bytes, 700).unwrap();
     assert_eq!(
@@ -740,15 +907,15 @@ fn receive_into_unmasks_into_the_output() {
 #[test]
 fn receive_into_without_room_stops_before_the_payload() {
     let bytes = frame_to(Role::Server, 2, true, 0, b"abcdef");
-    let mut c = Connection::server(no_timers()).unwrap();
+    let mut c = Connection::server(no_timers(), 0).unwrap();
     let mut buf = bytes.clone();
     assert_eq!(c.data_remaining(), 0);
-    assert_eq!(c.receive_into(&mut buf, &mut []), Ok((6, None)));
+    assert_eq!(c.receive_into(0, &mut buf, &mut []), Ok((6, None)));
     assert_eq!(c.data_remaining(), 6);
     // Again with no room: no progress, and nothing is lost.
-    assert_eq!(c.receive_into(&mut buf[6..], &mut []), Ok((0, None)));
+    assert_eq!(c.receive_into(0, &mut buf[6..], &mut []), Ok((0, None)));
     let mut out = [core::mem::MaybeUninit::new(0u8); 4];
-    let (n, ev) = c.receive_into(&mut buf[6..], &mut out).unwrap();
+    let (n, ev) = c.receive_into(0, &mut buf[6..], &mut out).unwrap();
     assert_eq!(
         (n, ev.map(Ev::from)),
         (
@@ -757,7 +924,7 @@ fn receive_into_without_room_stops_before_the_payload() {
         )
     );
     assert_eq!(c.data_remaining(), 2);
-    let (n, ev) = c.receive_into(&mut buf[10..], &mut out).unwrap();
+    let (n, ev) = c.receive_into(0, &mut buf[10..], &mut out).unwrap();
     assert_eq!(
         (n, ev.map(Ev::from)),
         (
@@ -768,7 +935,7 @@ fn receive_into_without_room_stops_before_the_payload() {
     assert_eq!(c.data_remaining(), 0);
     // Control frames need no room.
     let mut ping = frame_to(Role::Server, 9, true, 0, b"p");
-    let (n, ev) = c.receive_into(&mut ping, &mut []).unwrap();
+    let (n, ev) = c.receive_into(0, &mut ping, &mut []).unwrap();
     assert_eq!((n, ev.map(Ev::from)), (7, Some(Ev::Ping(b"p".to_vec()))));
 }
 
@@ -776,20 +943,15 @@ fn receive_into_without_room_stops_before_the_payload() {
 fn receive_into_checks_text_and_limits() {
     // Invalid UTF-8 written to the output still fails the connection with 1007.
     let bytes = frame_to(Role::Server, 1, true, 0, &[b'a', 0xC0, 0x80]);
-    let mut c = Connection::server(no_timers()).unwrap();
+    let mut c = Connection::server(no_timers(), 0).unwrap();
     let (_, e) = feed_all_into(&mut c, &bytes, 64).unwrap_err();
     assert_eq!(e, Error::InvalidUtf8);
     assert_eq!(close_code_sent(&mut c), Some(Some(1007)));
     // The frame size limit: at it passes, one past it is 1009 before any payload is written.
-    let config = Config {
-        limits: Limits {
-            max_frame_size: 100,
-            max_message_size: 100,
-            ..Limits::DEFAULT
-        },
-        ..no_timers()
-    };
-    let mut c = Connection::server(config).unwrap();
+    let config = no_timers()
+        .with_max_frame_size(100)
+        .with_max_message_size(100);
+    let mut c = Connection::server(config, 0).unwrap();
     let at = frame_to(Role::Server, 2, true, 0, &[1; 100]);
     assert_eq!(feed_all_into(&mut c, &at, 64).unwrap().len(), 2);
     let past = frame_to(Role::Server, 2, true, 0, &[1; 101]);
@@ -805,11 +967,11 @@ proptest! {
         stream in stream_strategy(),
         cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
     ) {
-        let mut whole = Connection::server(no_timers()).unwrap();
+        let mut whole = Connection::server(no_timers(), 0).unwrap();
         let expected = normalise(&feed_all(&mut whole, &stream).unwrap());
         let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
         points.sort_unstable();
-        let mut c = Connection::server(no_timers()).unwrap();
+        let mut c = Connection::server(no_timers(), 0).unwrap();
         let mut events = Vec::new();
         let mut last = 0;
         for p in points.into_iter().chain([stream.len()]) {
@@ -824,9 +986,9 @@ proptest! {
         stream in stream_strategy(),
         room in 1usize..400,
     ) {
-        let mut whole = Connection::server(no_timers()).unwrap();
+        let mut whole = Connection::server(no_timers(), 0).unwrap();
         let expected = normalise(&feed_all(&mut whole, &stream).unwrap());
-        let mut c = Connection::server(no_timers()).unwrap();
+        let mut c = Connection::server(no_timers(), 0).unwrap();
         let events = feed_all_into(&mut c, &stream, room).unwrap();
         prop_assert_eq!(normalise(&events), expected);
     }
@@ -834,9 +996,9 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), client in any::<bool>()) {
         let role = if client { Role::Client } else { Role::Server };
-        let mut c = Connection::new(role, Config::DEFAULT, 1).unwrap();
+        let mut c = Connection::new(role, Config::DEFAULT, 1, 0).unwrap();
         if let Err((_, e)) = feed_all(&mut c, &bytes) {
-            prop_assert_eq!(c.state(), State::Closed);
+            prop_assert_eq!(c.state(), State::CloseAcknowledged);
             if let Some(code) = e.close_code() {
                 prop_assert_eq!(close_code_sent(&mut c), Some(Some(code.0)));
             }
@@ -905,28 +1067,21 @@ fn deflate_bomb(matches: usize) -> Vec<u8> {
 #[test]
 fn decompression_bomb_ends_in_1009_within_the_budget() {
     let limit = 1 << 20;
-    let limits = Limits {
-        max_frame_size: limit,
-        max_message_size: limit,
-        ..Limits::DEFAULT
-    };
-    let cfg = Config {
-        limits,
-        ping_interval: None,
-        ..Config::DEFAULT
-    };
+    let cfg = no_timers()
+        .with_max_frame_size(limit)
+        .with_max_message_size(limit);
     let params = default_deflate();
     // 40 KiB on the wire that would inflate to about 6 MiB.
     let bomb = deflate_bomb(24_000);
     assert!(bomb.len() < 41 << 10);
-    let mut c = Connection::server(cfg).unwrap();
+    let mut c = Connection::server(cfg, 0).unwrap();
     c.set_deflate(params);
     let wire = frame_to(Role::Server, 2, true, crate::frame::RSV1, &bomb);
     let mut buf = wire.clone();
     let mut pos = 0;
     let mut delivered = 0usize;
     let err = loop {
-        match c.receive(&mut buf[pos..]) {
+        match c.receive(0, &mut buf[pos..]) {
             Ok((n, Some(Event::Data { payload, .. }))) => {
                 pos += n;
                 delivered += payload.len();
@@ -934,7 +1089,7 @@ fn decompression_bomb_ends_in_1009_within_the_budget() {
             Ok((n, _)) => pos += n,
             Err(e) => break e,
         }
-        let out_cap = c.codec.as_ref().unwrap().out.capacity();
+        let out_cap = c.rx.inflater.as_ref().unwrap().out.capacity();
         assert!(
             out_cap <= (limit as usize) + (64 << 10),
             "inflate buffer grew to {out_cap}"
@@ -942,16 +1097,14 @@ fn decompression_bomb_ends_in_1009_within_the_budget() {
     };
     assert_eq!(err, Error::LimitExceeded(Limit::MessageSize));
     assert!(delivered <= limit as usize);
-    assert!(c.codec.as_ref().unwrap().out.capacity() <= (limit as usize) + (64 << 10));
+    assert!(c.rx.inflater.as_ref().unwrap().out.capacity() <= (limit as usize) + (64 << 10));
     assert_eq!(close_code_sent(&mut c), Some(Some(1009)));
 
     // The same bomb under a limit it fits in inflates fully: the budget is what stopped it.
-    let big = Limits {
-        max_frame_size: 8 << 20,
-        max_message_size: 8 << 20,
-        ..Limits::DEFAULT
-    };
-    let mut c = Connection::server(Config { limits: big, ..cfg }).unwrap();
+    let big = cfg
+        .with_max_frame_size(8 << 20)
+        .with_max_message_size(8 << 20);
+    let mut c = Connection::server(big, 0).unwrap();
     c.set_deflate(params);
     let ev = feed_all(&mut c, &wire).unwrap();
     let total: usize = ev
@@ -970,7 +1123,7 @@ fn compressed_frame_rules() {
     let params = default_deflate();
     let r = Role::Server;
     let new = || {
-        let mut c = Connection::server(no_timers()).unwrap();
+        let mut c = Connection::server(no_timers(), 0).unwrap();
         c.set_deflate(params);
         c
     };
@@ -1000,7 +1153,7 @@ fn compressed_frame_rules() {
     .1;
     assert_eq!(e.close_code(), Some(CloseCode::PROTOCOL_ERROR));
     // Compressed invalid UTF-8: 1007 on the inflated text.
-    let mut client = Connection::client(no_timers(), 5).unwrap();
+    let mut client = Connection::client(no_timers(), 5, 0).unwrap();
     client.set_deflate(params);
     let mut wire = Vec::new();
     client
@@ -1050,10 +1203,10 @@ fn compressed_frame_rules() {
 
 #[test]
 fn frame_remaining_counts_down() {
-    let mut c = Connection::server(no_timers()).unwrap();
+    let mut c = Connection::server(no_timers(), 0).unwrap();
     let mut b = frame_to(Role::Server, 2, true, 0, &[7u8; 300]);
     assert_eq!(c.frame_remaining(), 0);
-    let (n, ev) = c.receive(&mut b[..108]).unwrap();
+    let (n, ev) = c.receive(0, &mut b[..108]).unwrap();
     assert_eq!(n, 108);
     assert!(matches!(
         ev,
@@ -1063,7 +1216,7 @@ fn frame_remaining_counts_down() {
         })
     ));
     assert_eq!(c.frame_remaining(), 200);
-    let (_, ev) = c.receive(&mut b[108..]).unwrap();
+    let (_, ev) = c.receive(0, &mut b[108..]).unwrap();
     assert!(matches!(
         ev,
         Some(Event::Data {
@@ -1079,20 +1232,13 @@ fn frame_remaining_counts_down() {
 #[test]
 fn incompressible_message_at_the_limit_passes_compressed() {
     let limit: u64 = 1 << 20;
-    let limits = Limits {
-        max_frame_size: limit,
-        max_message_size: limit,
-        ..Limits::DEFAULT
-    };
-    let cfg = Config {
-        limits,
-        ping_interval: None,
-        ..Config::DEFAULT
-    };
+    let cfg = no_timers()
+        .with_max_frame_size(limit)
+        .with_max_message_size(limit);
     let params = default_deflate();
-    let mut client = Connection::client(cfg, 9).unwrap();
+    let mut client = Connection::client(cfg, 9, 0).unwrap();
     client.set_deflate(params);
-    let mut server = Connection::server(cfg).unwrap();
+    let mut server = Connection::server(cfg, 0).unwrap();
     server.set_deflate(params);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let data: Vec<u8> = (0..limit)
@@ -1124,9 +1270,9 @@ fn incompressible_message_at_the_limit_passes_compressed() {
         .sum();
     assert_eq!(total as u64, limit);
     // One byte more than the limit still fails with 1009, decided by the inflate budget.
-    let mut client = Connection::client(cfg, 9).unwrap();
+    let mut client = Connection::client(cfg, 9, 0).unwrap();
     client.set_deflate(params);
-    let mut server = Connection::server(cfg).unwrap();
+    let mut server = Connection::server(cfg, 0).unwrap();
     server.set_deflate(params);
     let mut more = data.clone();
     more.push(1);
@@ -1142,25 +1288,21 @@ fn incompressible_message_at_the_limit_passes_compressed() {
 
 #[test]
 fn huge_timeouts_saturate_instead_of_overflowing() {
-    let cfg = Config {
-        ping_interval: Some(u64::MAX),
-        pong_timeout: u64::MAX,
-        close_timeout: u64::MAX,
-        idle_timeout: Some(u64::MAX - 5),
-        ..Config::DEFAULT
-    };
-    let mut c = Connection::server(cfg).unwrap();
-    c.handle_timeout(10).unwrap();
-    // Armed once, far away: the caller is not asked to call again at once.
+    let huge = Duration::from_secs(u64::MAX);
+    let cfg = Config::DEFAULT
+        .with_ping_interval(Some(huge))
+        .with_pong_timeout(huge)
+        .with_close_timeout(huge)
+        .with_idle_timeout(Some(huge));
+    let mut c = Connection::server(cfg, 10).unwrap();
     assert_eq!(c.poll_timeout(), Some(u64::MAX - 1));
     c.handle_timeout(1_000).unwrap();
     assert_eq!(c.poll_timeout(), Some(u64::MAX - 1));
-    c.close(Some(CloseCode::NORMAL), "").unwrap();
-    c.handle_timeout(2_000).unwrap();
+    c.close(2_000, Some(CloseCode::NORMAL), "").unwrap();
     assert_eq!(c.poll_timeout(), Some(u64::MAX - 1));
     // A deadline at the last representable instant still fires.
     assert_eq!(
         c.handle_timeout(u64::MAX),
-        Err(Error::Timeout(TimeoutKind::CloseHandshake))
+        Err(Error::Timeout(TimeoutKind::Close))
     );
 }

@@ -11,71 +11,41 @@ use crate::error::{Error, Limit, ProtocolError};
 
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 
-/// The compressor and decompressor of one connection. Codec state is created on first use
-/// and, without context takeover, dropped after every message.
-pub struct Codec {
-    params: Negotiated,
-    role: Role,
-    deflate: Option<Box<Deflate>>,
+/// The decompressor of one connection: inflates the peer's messages with an output budget.
+/// Its state is created on first use and, when the peer resets its context per message,
+/// dropped after every message.
+pub struct Inflater {
+    /// The peer resets its compression context after each message.
+    peer_reset: bool,
     inflate: Option<Box<Inflate>>,
     /// Inflated output of the current chunk.
     pub(crate) out: Vec<u8>,
-    /// Compressed output of the current message.
-    pub(crate) compressed: Vec<u8>,
 }
 
-impl core::fmt::Debug for Codec {
+impl core::fmt::Debug for Inflater {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Codec")
-            .field("params", &self.params)
+        f.debug_struct("Inflater")
+            .field("peer_reset", &self.peer_reset)
             .finish_non_exhaustive()
     }
 }
 
-impl Clone for Codec {
-    /// A fresh codec with the same parameters (compression contexts are not copied).
-    fn clone(&self) -> Self {
-        Codec::new(self.params, self.role)
-    }
-}
-
-impl Codec {
-    /// A codec for `role` with the agreed parameters.
-    pub fn new(params: Negotiated, role: Role) -> Codec {
-        Codec {
-            params,
-            role,
-            deflate: None,
+impl Inflater {
+    /// The decompressor for `role` with the agreed parameters.
+    pub fn new(params: &Negotiated, role: Role) -> Inflater {
+        let peer_reset = match role {
+            Role::Server => params.client_no_context_takeover,
+            Role::Client => params.server_no_context_takeover,
+        };
+        Inflater {
+            peer_reset,
             inflate: None,
             out: Vec::new(),
-            compressed: Vec::new(),
-        }
-    }
-
-    /// The agreed parameters.
-    pub fn params(&self) -> &Negotiated {
-        &self.params
-    }
-
-    fn our_bits(&self) -> u8 {
-        match self.role {
-            Role::Server => self.params.server_max_window_bits,
-            Role::Client => self.params.client_max_window_bits,
-        }
-    }
-
-    fn our_reset(&self) -> bool {
-        match self.role {
-            Role::Server => self.params.server_no_context_takeover,
-            Role::Client => self.params.client_no_context_takeover,
         }
     }
 
     fn peer_reset(&self) -> bool {
-        match self.role {
-            Role::Server => self.params.client_no_context_takeover,
-            Role::Client => self.params.server_no_context_takeover,
-        }
+        self.peer_reset
     }
 
     /// Inflates `input` (part of a compressed message) into `self.out`, replacing what was
@@ -164,6 +134,62 @@ impl Codec {
             self.out = Vec::new();
         }
     }
+}
+
+/// The compressor of one connection. Its state is created on first use and, without context
+/// takeover on our side, dropped after every message.
+pub struct Deflater {
+    /// Our compressor window (8-15; 8 is used as 9, as zlib does).
+    bits: u8,
+    /// We reset our context after each message.
+    reset: bool,
+    level: u8,
+    min_size: usize,
+    deflate: Option<Box<Deflate>>,
+    /// Compressed output of the current message.
+    pub(crate) compressed: Vec<u8>,
+}
+
+impl core::fmt::Debug for Deflater {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Deflater")
+            .field("bits", &self.bits)
+            .field("reset", &self.reset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deflater {
+    /// The compressor for `role` with the agreed parameters.
+    pub fn new(params: &Negotiated, role: Role) -> Deflater {
+        let (bits, reset) = match role {
+            Role::Server => (
+                params.server_max_window_bits,
+                params.server_no_context_takeover,
+            ),
+            Role::Client => (
+                params.client_max_window_bits,
+                params.client_no_context_takeover,
+            ),
+        };
+        Deflater {
+            bits,
+            reset,
+            level: params.level,
+            min_size: params.min_size,
+            deflate: None,
+            compressed: Vec::new(),
+        }
+    }
+
+    /// Messages shorter than this are sent uncompressed.
+    pub fn min_size(&self) -> usize {
+        self.min_size
+    }
+
+    fn our_reset(&self) -> bool {
+        self.reset
+    }
 
     /// After a message was sent: the same for the compression buffer.
     pub(crate) fn release_sent(&mut self) {
@@ -176,8 +202,8 @@ impl Codec {
     /// Compresses a whole message into `self.compressed`, without the `00 00 ff ff` tail.
     pub(crate) fn compress(&mut self, input: &[u8]) -> Result<(), Error> {
         self.compressed.clear();
-        let bits = self.our_bits().max(9);
-        let level = self.params.level.min(9) as i32;
+        let bits = self.bits.max(9);
+        let level = self.level.min(9) as i32;
         let def = self
             .deflate
             .get_or_insert_with(|| Box::new(Deflate::new(level, false, bits)));

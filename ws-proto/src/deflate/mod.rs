@@ -10,7 +10,15 @@ use crate::error::{Error, HandshakeError};
 pub const EXTENSION: &str = "permessage-deflate";
 
 /// What this endpoint is willing to do.
+///
+/// ```
+/// use ws_proto::deflate::DeflateConfig;
+///
+/// let lean = DeflateConfig::default().with_no_context_takeover(true).with_max_window_bits(10);
+/// assert_eq!(lean.max_window_bits, 10);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateConfig {
     /// Ask the peer not to keep its compression context between messages, and (server) reset
     /// our own context too: the memory-lean mode, where buffers are released between messages.
@@ -51,6 +59,44 @@ impl DeflateConfig {
     };
 }
 
+impl DeflateConfig {
+    /// Sets whether both sides reset their compression context after every message.
+    pub const fn with_no_context_takeover(mut self, on: bool) -> Self {
+        self.no_context_takeover = on;
+        self
+    }
+
+    /// Sets the largest window (9-15) our compressor uses.
+    pub const fn with_max_window_bits(mut self, bits: u8) -> Self {
+        self.max_window_bits = bits;
+        self
+    }
+
+    /// Sets whether a peer's request that we reset our context per message is accepted.
+    pub const fn with_accept_no_context_takeover(mut self, on: bool) -> Self {
+        self.accept_no_context_takeover = on;
+        self
+    }
+
+    /// Sets whether a peer's request for a smaller compressor window is accepted.
+    pub const fn with_accept_max_window_bits(mut self, on: bool) -> Self {
+        self.accept_max_window_bits = on;
+        self
+    }
+
+    /// Sets the size below which messages are sent uncompressed.
+    pub const fn with_min_size(mut self, bytes: usize) -> Self {
+        self.min_size = bytes;
+        self
+    }
+
+    /// Sets the zlib compression level, 0-9.
+    pub const fn with_level(mut self, level: u8) -> Self {
+        self.level = level;
+        self
+    }
+}
+
 impl Default for DeflateConfig {
     fn default() -> Self {
         Self::DEFAULT
@@ -59,6 +105,7 @@ impl Default for DeflateConfig {
 
 /// The agreed parameters of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Negotiated {
     /// The server resets its compressor after each message.
     pub server_no_context_takeover: bool,
@@ -344,7 +391,7 @@ pub fn negotiate_client<'a>(
 }
 
 #[cfg(feature = "deflate")]
-pub use codec::Codec;
+pub use codec::{Deflater, Inflater};
 
 #[cfg(feature = "deflate")]
 mod codec;

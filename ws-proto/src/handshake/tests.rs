@@ -819,8 +819,6 @@ fn reject_status_mapping() {
         reject_status(&Error::LimitExceeded(Limit::HeaderCount)),
         431
     );
-    assert_eq!(reject_status(&Error::Handshake(E::HeadTooLarge)), 431);
-    assert_eq!(reject_status(&Error::Handshake(E::TooManyHeaders)), 431);
     assert_eq!(reject_status(&Error::BufferTooSmall), 500);
     for e in [
         E::MalformedHttp,

@@ -1,0 +1,350 @@
+//! The sending side: frame encoding, masking keys, the fragment sequence and the compressor.
+
+use super::{Connection, Control, ControlFrame, CtrlBuf, MAX_CONTROL_FRAME, Role};
+use crate::close::CloseCode;
+use crate::error::{Error, Usage};
+#[cfg(feature = "deflate")]
+use crate::frame::RSV1;
+use crate::frame::{FrameHeader, HeaderBuf, MAX_CONTROL_PAYLOAD, OpCode};
+use crate::mask::apply_mask;
+
+/// The sending state of a connection: masking keys (clients), the fragment sequence and, with
+/// permessage-deflate, the compressor.
+///
+/// A [`Connection`] sends through its own `Sender`; [`Connection::take_sender`] moves it out
+/// for sending from another task. A `Sender` refuses everything after it has encoded a close
+/// frame, as RFC 6455 requires.
+#[derive(Debug)]
+pub struct Sender {
+    role: Role,
+    rng: u64,
+    /// A fragmented message is being sent (continuations expected).
+    in_message: bool,
+    /// A close frame has been encoded: nothing may follow it.
+    closed: bool,
+    /// The stand-in left in a connection whose sender was taken: control frames only.
+    taken: bool,
+    #[cfg(feature = "deflate")]
+    deflater: Option<alloc::boxed::Box<crate::deflate::Deflater>>,
+}
+
+impl Sender {
+    pub(super) fn new(role: Role, seed: u64) -> Sender {
+        Sender {
+            role,
+            rng: seed,
+            in_message: false,
+            closed: false,
+            taken: false,
+            #[cfg(feature = "deflate")]
+            deflater: None,
+        }
+    }
+
+    /// What a connection keeps when its sender is taken: encodes control frames with a key
+    /// stream of its own, refuses data.
+    pub(super) fn placeholder(&mut self) -> Sender {
+        let seed = self.next_u64();
+        Sender {
+            taken: true,
+            ..Sender::new(self.role, seed)
+        }
+    }
+
+    #[cfg(feature = "deflate")]
+    pub(super) fn set_deflate(&mut self, params: &crate::deflate::Negotiated) {
+        self.deflater = Some(alloc::boxed::Box::new(crate::deflate::Deflater::new(
+            params, self.role,
+        )));
+    }
+
+    /// The role frames are encoded for (clients mask).
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether a close frame has been encoded (nothing more can be sent).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether messages are compressed (permessage-deflate was negotiated).
+    pub fn compression_enabled(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        {
+            self.deflater.is_some()
+        }
+        #[cfg(not(feature = "deflate"))]
+        {
+            false
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        wyrand(&mut self.rng)
+    }
+
+    /// Checks that a frame may be sent now and updates the fragment sequence.
+    fn begin(&mut self, opcode: OpCode, fin: bool, len: usize) -> Result<(), Error> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if self.taken {
+            return Err(Error::InvalidUsage(Usage::SenderTaken));
+        }
+        match opcode {
+            OpCode::Text | OpCode::Binary if self.in_message => {
+                Err(Error::InvalidUsage(Usage::MessageInProgress))
+            }
+            OpCode::Continuation if !self.in_message => {
+                Err(Error::InvalidUsage(Usage::NoMessageStarted))
+            }
+            OpCode::Close => Err(Error::InvalidUsage(Usage::InvalidCloseCode)),
+            OpCode::Ping | OpCode::Pong if len > MAX_CONTROL_PAYLOAD || !fin => {
+                Err(Error::InvalidUsage(Usage::ControlTooLong))
+            }
+            _ => {
+                if !opcode.is_control() {
+                    self.in_message = !fin;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn header(&mut self, opcode: OpCode, fin: bool, rsv: u8, len: usize) -> FrameHeader {
+        header(self.role, &mut self.rng, opcode, fin, rsv, len)
+    }
+
+    /// Starts a frame whose payload the caller sends right after the returned header (for a
+    /// vectored write). Client payloads are masked in place.
+    ///
+    /// `opcode` is `Text`/`Binary` for the first frame of a message, `Continuation` for the
+    /// rest; `fin` ends the message. `Ping`/`Pong` are allowed (at most 125 bytes). The payload
+    /// is sent as it is, uncompressed.
+    pub fn frame_header(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &mut [u8],
+    ) -> Result<HeaderBuf, Error> {
+        self.begin(opcode, fin, payload.len())?;
+        let h = self.header(opcode, fin, 0, payload.len());
+        if let Some(key) = h.mask {
+            apply_mask(payload, key, 0);
+        }
+        Ok(h.encode())
+    }
+
+    /// The encoded length of an uncompressed frame with this payload length from this side.
+    pub fn frame_len(&self, payload_len: usize) -> usize {
+        FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Binary,
+            mask: (self.role == Role::Client).then_some([0; 4]),
+            payload_len: payload_len as u64,
+        }
+        .encoded_len()
+            + payload_len
+    }
+
+    /// Encodes a whole uncompressed frame (header and payload, masked for clients) into `out`;
+    /// returns its length. See [`frame_header`](Self::frame_header) for `opcode` and `fin`.
+    pub fn encode_frame(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        let total = self.frame_len(payload.len());
+        if out.len() < total {
+            return Err(Error::BufferTooSmall);
+        }
+        self.begin(opcode, fin, payload.len())?;
+        let h = self.header(opcode, fin, 0, payload.len());
+        let hb = h.encode();
+        let hl = hb.as_bytes().len();
+        out[..hl].copy_from_slice(hb.as_bytes());
+        let body = &mut out[hl..total];
+        body.copy_from_slice(payload);
+        if let Some(key) = h.mask {
+            apply_mask(body, key, 0);
+        }
+        Ok(total)
+    }
+
+    /// Appends a whole message (`Text` or `Binary`) as one frame to `out`: compressed (RSV1)
+    /// when permessage-deflate is on and the message is long enough, masked for clients.
+    #[cfg(feature = "alloc")]
+    pub fn encode_message(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut alloc::vec::Vec<u8>,
+    ) -> Result<(), Error> {
+        self.begin(opcode, true, payload.len())?;
+        #[cfg(feature = "deflate")]
+        if let Some(d) = self.deflater.as_mut() {
+            if !opcode.is_control() && payload.len() >= d.min_size() {
+                d.compress(payload)?;
+                let h = header(
+                    self.role,
+                    &mut self.rng,
+                    opcode,
+                    true,
+                    RSV1,
+                    d.compressed.len(),
+                );
+                append(out, &h, &d.compressed);
+                d.release_sent();
+                return Ok(());
+            }
+        }
+        let h = self.header(opcode, true, 0, payload.len());
+        append(out, &h, payload);
+        Ok(())
+    }
+
+    /// Encodes a control frame the connection owes (see [`Connection::poll_control`]). `None`
+    /// once a close frame has been encoded: nothing may follow it.
+    pub fn encode_control(&mut self, control: &Control) -> Option<ControlFrame> {
+        if self.closed {
+            return None;
+        }
+        if control.opcode == OpCode::Close {
+            self.closed = true;
+            self.in_message = false;
+        }
+        Some(self.control_frame(control.opcode, &control.payload))
+    }
+
+    /// Encodes a close frame with `code` and `reason` (at most 123 bytes) for a sender used on
+    /// its own: tell the connection with [`Connection::close`], whose own close frame this
+    /// sender then drops.
+    pub fn encode_close(
+        &mut self,
+        code: Option<CloseCode>,
+        reason: &str,
+    ) -> Result<ControlFrame, Error> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        let payload = CtrlBuf::close(code, reason)?;
+        self.closed = true;
+        self.in_message = false;
+        Ok(self.control_frame(OpCode::Close, &payload))
+    }
+
+    fn control_frame(&mut self, opcode: OpCode, payload: &CtrlBuf) -> ControlFrame {
+        let h = self.header(opcode, true, 0, payload.len as usize);
+        let hb = h.encode();
+        let mut frame = ControlFrame {
+            buf: [0; MAX_CONTROL_FRAME],
+            len: 0,
+            opcode,
+        };
+        let hl = hb.as_bytes().len();
+        let total = hl + payload.len as usize;
+        frame.buf[..hl].copy_from_slice(hb.as_bytes());
+        frame.buf[hl..total].copy_from_slice(payload.as_slice());
+        if let Some(key) = h.mask {
+            apply_mask(&mut frame.buf[hl..total], key, 0);
+        }
+        frame.len = total as u8;
+        frame
+    }
+}
+
+/// wyrand: a fast generator with good statistical quality, seeded by the caller.
+fn wyrand(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0xa076_1d64_78bd_642f);
+    let t = (*state as u128).wrapping_mul((*state ^ 0xe703_7ed1_a0b4_28db) as u128);
+    ((t >> 64) as u64) ^ (t as u64)
+}
+
+/// The header of a frame from `role`, with a fresh masking key for clients.
+fn header(
+    role: Role,
+    rng: &mut u64,
+    opcode: OpCode,
+    fin: bool,
+    rsv: u8,
+    len: usize,
+) -> FrameHeader {
+    FrameHeader {
+        fin,
+        rsv,
+        opcode,
+        mask: match role {
+            Role::Server => None,
+            Role::Client => Some((wyrand(rng) as u32).to_ne_bytes()),
+        },
+        payload_len: len as u64,
+    }
+}
+
+/// Appends the frame `h` with `body` as its payload, masked as `h` says.
+#[cfg(feature = "alloc")]
+fn append(out: &mut alloc::vec::Vec<u8>, h: &FrameHeader, body: &[u8]) {
+    let hb = h.encode();
+    out.reserve(hb.as_bytes().len() + body.len());
+    out.extend_from_slice(hb.as_bytes());
+    let start = out.len();
+    out.extend_from_slice(body);
+    if let Some(key) = h.mask {
+        apply_mask(&mut out[start..], key, 0);
+    }
+}
+
+/// Sending through the connection's own [`Sender`], with the connection's state checked first.
+impl Connection {
+    fn check_send(&self) -> Result<(), Error> {
+        if self.life.state.can_send() {
+            Ok(())
+        } else {
+            Err(Error::Closed)
+        }
+    }
+
+    /// [`Sender::frame_header`] through this connection (fails once it is closing).
+    pub fn frame_header(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &mut [u8],
+    ) -> Result<HeaderBuf, Error> {
+        self.check_send()?;
+        self.sender.frame_header(opcode, fin, payload)
+    }
+
+    /// [`Sender::encode_frame`] through this connection (fails once it is closing).
+    pub fn encode_frame(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        self.check_send()?;
+        self.sender.encode_frame(opcode, fin, payload, out)
+    }
+
+    /// [`Sender::encode_message`] through this connection (fails once it is closing).
+    #[cfg(feature = "alloc")]
+    pub fn encode_message(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut alloc::vec::Vec<u8>,
+    ) -> Result<(), Error> {
+        self.check_send()?;
+        self.sender.encode_message(opcode, payload, out)
+    }
+
+    /// The encoded length of an uncompressed frame with this payload length from this side.
+    pub fn frame_len(&self, payload_len: usize) -> usize {
+        self.sender.frame_len(payload_len)
+    }
+}
