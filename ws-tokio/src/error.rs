@@ -3,41 +3,43 @@
 use std::fmt;
 use std::io;
 
-use ws_proto::{CloseCode, HandshakeError};
+use ws_proto::{CloseCode, HandshakeError, Limit, ProtocolError, TimeoutKind, Usage};
 
-/// Which deadline passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeoutKind {
-    /// The opening handshake did not finish in time.
-    Handshake,
-    /// No pong (or anything else) arrived after a keepalive ping: the peer is gone.
-    Pong,
-    /// The peer did not complete the close handshake in time.
-    Close,
-    /// Nothing was received for the idle timeout (we closed with 1001).
-    Idle,
-    /// A write made no progress in time.
-    Write,
-}
-
-/// An error from a WebSocket operation. Each way a connection can end has its own variant.
+/// An error from a WebSocket operation. Each way a connection can end, and each mistake a
+/// caller can make, has its own variant.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// The transport failed.
     Io(io::Error),
-    /// The peer broke the protocol (or a limit); we sent a close frame with `sent` (when the
-    /// error has a close code) and shut the connection.
+    /// The peer broke RFC 6455; the connection failed, with `sent` (1002) sent unless a close
+    /// frame had already gone out.
     Protocol {
         /// What the peer did.
-        error: ws_proto::Error,
-        /// The close code we sent.
+        error: ProtocolError,
+        /// The close code sent for it.
+        sent: Option<CloseCode>,
+    },
+    /// The peer sent text (or a close reason) that is not UTF-8; `sent` is 1007 unless a
+    /// close frame had already gone out.
+    InvalidUtf8 {
+        /// The close code sent for it.
+        sent: Option<CloseCode>,
+    },
+    /// The peer went past one of our limits: a frame, message or fragment count (`sent` is
+    /// 1009 unless a close frame had already gone out), or the handshake's header size or
+    /// count (answered with HTTP 431).
+    LimitExceeded {
+        /// Which limit.
+        limit: Limit,
+        /// The close code sent for it.
         sent: Option<CloseCode>,
     },
     /// The transport ended without a close handshake.
     PeerVanished,
     /// A deadline passed.
     Timeout(TimeoutKind),
-    /// The connection is closed: nothing more can be sent or received.
+    /// The connection is closed: nothing more can be sent.
     Closed,
     /// The opening handshake failed on our side or the peer's.
     Handshake(HandshakeError),
@@ -47,26 +49,58 @@ pub enum Error {
         /// The status code.
         status: u16,
     },
-    /// A URL that is not `ws://` or `wss://host[:port][/path]`.
-    InvalidUrl,
-    /// Something the protocol forbids on our side (an oversized control frame, a bad close code).
-    Usage(ws_proto::Error),
+    /// A URL that cannot be connected to.
+    InvalidUrl(UrlError),
+    /// Something the protocol forbids on our side: an oversized control frame, a bad close
+    /// code, a configuration that makes no sense.
+    Usage(Usage),
+}
+
+/// Why a URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// Not a URL (the parser's message).
+    Malformed(String),
+    /// A scheme other than `ws` or `wss`.
+    UnsupportedScheme(String),
+    /// `wss://` needs the `rustls` feature of ws-tokio.
+    TlsNotEnabled,
+    /// No host.
+    MissingHost,
+    /// User information (`user:pass@`) in the URL: send credentials in a header instead.
+    Credentials,
 }
 
 impl Error {
-    pub(crate) fn from_proto(e: ws_proto::Error) -> Error {
-        use ws_proto::error::TimeoutKind as T;
+    /// The core's error, with the close code the failure sent.
+    pub(crate) fn from_core(e: ws_proto::Error, sent: Option<CloseCode>) -> Error {
         match e {
-            ws_proto::Error::Timeout(T::Pong) => Error::Timeout(TimeoutKind::Pong),
-            ws_proto::Error::Timeout(T::CloseHandshake) => Error::Timeout(TimeoutKind::Close),
-            ws_proto::Error::Timeout(T::Idle) => Error::Timeout(TimeoutKind::Idle),
-            ws_proto::Error::Closed => Error::Closed,
+            ws_proto::Error::Protocol(error) => Error::Protocol { error, sent },
+            ws_proto::Error::InvalidUtf8 => Error::InvalidUtf8 { sent },
+            ws_proto::Error::LimitExceeded(limit) => Error::LimitExceeded { limit, sent },
+            ws_proto::Error::Timeout(t) => Error::Timeout(t),
             ws_proto::Error::Handshake(h) => Error::Handshake(h),
-            ws_proto::Error::InvalidUsage(_) | ws_proto::Error::BufferTooSmall => Error::Usage(e),
-            _ => Error::Protocol {
-                error: e,
-                sent: e.close_code(),
-            },
+            ws_proto::Error::InvalidUsage(u) => Error::Usage(u),
+            ws_proto::Error::PeerVanished => Error::PeerVanished,
+            ws_proto::Error::BufferTooSmall => Error::Usage(Usage::ControlTooLong),
+            _ => Error::Closed,
+        }
+    }
+
+    /// A core error from a call that sent nothing (a handshake, a send).
+    pub(crate) fn from_proto(e: ws_proto::Error) -> Error {
+        Error::from_core(e, None)
+    }
+
+    /// The close code we sent because of this error, if any.
+    pub fn close_code_sent(&self) -> Option<CloseCode> {
+        match self {
+            Error::Protocol { sent, .. }
+            | Error::InvalidUtf8 { sent }
+            | Error::LimitExceeded { sent, .. } => *sent,
+            Error::Timeout(TimeoutKind::Idle) => Some(CloseCode::GOING_AWAY),
+            _ => None,
         }
     }
 }
@@ -77,22 +111,44 @@ impl From<io::Error> for Error {
     }
 }
 
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Error::InvalidUrl(e)
+    }
+}
+
+/// " (sent close N)" when a close code was sent.
+struct Sent(Option<CloseCode>);
+
+impl fmt::Display for Sent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(c) => write!(f, " (sent close {})", c.0),
+            None => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io(e) => write!(f, "I/O error: {e}"),
-            Error::Protocol {
-                error,
-                sent: Some(c),
-            } => write!(f, "{error} (sent close {})", c.0),
-            Error::Protocol { error, sent: None } => write!(f, "{error}"),
-            Error::PeerVanished => f.write_str("connection ended without a close handshake"),
-            Error::Timeout(k) => write!(f, "timeout: {k:?}"),
-            Error::Closed => f.write_str("connection closed"),
-            Error::Handshake(h) => write!(f, "handshake failed: {h:?}"),
-            Error::Rejected { status } => write!(f, "handshake rejected with HTTP {status}"),
-            Error::InvalidUrl => f.write_str("invalid WebSocket URL"),
-            Error::Usage(e) => write!(f, "{e}"),
+            Error::Io(_) => f.write_str("the transport failed"),
+            Error::Protocol { sent, .. } => {
+                write!(f, "the peer broke the protocol{}", Sent(*sent))
+            }
+            Error::InvalidUtf8 { sent } => {
+                write!(f, "the peer sent text that is not UTF-8{}", Sent(*sent))
+            }
+            Error::LimitExceeded { limit, sent } => {
+                write!(f, "the peer's {limit} exceeds its limit{}", Sent(*sent))
+            }
+            Error::PeerVanished => f.write_str("the peer ended the connection without closing it"),
+            Error::Timeout(t) => write!(f, "timed out: {t}"),
+            Error::Closed => f.write_str("the connection is closed"),
+            Error::Handshake(_) => f.write_str("the opening handshake failed"),
+            Error::Rejected { status } => write!(f, "the handshake was refused with HTTP {status}"),
+            Error::InvalidUrl(_) => f.write_str("invalid WebSocket URL"),
+            Error::Usage(u) => write!(f, "not allowed: {u}"),
         }
     }
 }
@@ -101,7 +157,30 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::Protocol { error, .. } => Some(error),
+            Error::Handshake(h) => Some(h),
+            Error::InvalidUrl(u) => Some(u),
             _ => None,
         }
     }
 }
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlError::Malformed(m) => write!(f, "malformed URL: {m}"),
+            UrlError::UnsupportedScheme(s) => {
+                write!(f, "scheme `{s}` is not `ws` or `wss`")
+            }
+            UrlError::TlsNotEnabled => {
+                f.write_str("wss:// URLs need the `rustls` feature of ws-tokio")
+            }
+            UrlError::MissingHost => f.write_str("the URL has no host"),
+            UrlError::Credentials => f.write_str(
+                "credentials in the URL are not sent; set an Authorization header instead",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for UrlError {}

@@ -1,14 +1,14 @@
 //! The opening handshake over a tokio transport, both roles.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use ws_proto::deflate::{DeflateConfig, Negotiated};
 use ws_proto::handshake::{self as hs, HeadScanner};
-use ws_proto::{Connection, HandshakeError, Role};
+use ws_proto::{Connection, HandshakeError, Role, TimeoutKind};
 
 use crate::config::Config;
-use crate::error::{Error, TimeoutKind};
-use crate::ws::WebSocket;
+use crate::error::Error;
+use crate::time::now_ms;
+use crate::websocket::WebSocket;
 
 /// The parsed client request a server inspects in [`accept_with`]: path, headers, Origin,
 /// offered subprotocols and extensions.
@@ -16,6 +16,7 @@ pub type Request<'h, 'b> = hs::Request<'h, 'b>;
 
 /// A server's positive answer: the chosen subprotocol and extra response headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AcceptResponse {
     /// The subprotocol chosen from those the client offered.
     pub protocol: Option<String>,
@@ -44,6 +45,7 @@ impl AcceptResponse {
 
 /// A server's refusal: HTTP status, headers and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Reject {
     /// The HTTP status, e.g. 403.
     pub status: u16,
@@ -76,8 +78,18 @@ impl Reject {
     }
 }
 
-/// What a client asks for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a client asks for: the `Host` and path (taken from the URL by [`connect_request`]
+/// when left empty), subprotocols, extra headers and settings.
+///
+/// ```
+/// let request = ws_tokio::ClientRequest::default()
+///     .protocol("chat")
+///     .header("Authorization", "Bearer 123")
+///     .config(ws_tokio::Config::default().with_compression(None));
+/// assert_eq!(request.protocols, ["chat"]);
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ClientRequest {
     /// The `Host` header value (host, with `:port` when not the default).
     pub host: String,
@@ -89,6 +101,9 @@ pub struct ClientRequest {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Connection settings.
     pub config: Config,
+    /// The TLS settings for `wss://` (default: the Mozilla roots, [`crate::default_tls_config`]).
+    #[cfg(feature = "rustls")]
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl ClientRequest {
@@ -118,10 +133,18 @@ impl ClientRequest {
         self.config = config;
         self
     }
+
+    /// Use this TLS configuration for `wss://`.
+    #[cfg(feature = "rustls")]
+    pub fn tls(mut self, tls: std::sync::Arc<tokio_rustls::rustls::ClientConfig>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
 }
 
 /// The server's answer, as the client saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Response {
     /// The HTTP status (101).
     pub status: u16,
@@ -137,7 +160,7 @@ async fn read_head<S: AsyncRead + Unpin>(
     io: &mut S,
     config: &Config,
 ) -> Result<(Vec<u8>, usize), Error> {
-    let max = config.limits.max_header_bytes;
+    let max = config.core.limits.max_header_bytes;
     let mut scanner = HeadScanner::new(max);
     let mut buf = Vec::with_capacity(1024.min(max + 1));
     loop {
@@ -192,7 +215,7 @@ pub(crate) fn connection(
     if role == Role::Client {
         fill_random(&mut seed)?;
     }
-    let mut conn = Connection::new(role, config.proto(), u64::from_ne_bytes(seed))
+    let mut conn = Connection::new(role, config.core, u64::from_ne_bytes(seed), now_ms())
         .map_err(Error::from_proto)?;
     if let Some(n) = deflate {
         conn.set_deflate(n);
@@ -273,14 +296,15 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request<'_, '_>) -> Result<AcceptResponse, Reject>,
 {
-    let proto = config.proto();
-    proto.validate().map_err(Error::from_proto)?;
+    config.core.validate().map_err(Error::from_proto)?;
     let (buf, head_len) = match with_timeout(&config, read_head(&mut stream, &config)).await {
         Ok(x) => x,
         Err(e) => {
             let status = match &e {
                 Error::Handshake(h) => Some(hs::reject_status(&ws_proto::Error::Handshake(*h))),
-                Error::Protocol { error, .. } => Some(hs::reject_status(error)),
+                Error::LimitExceeded { limit, .. } => {
+                    Some(hs::reject_status(&ws_proto::Error::LimitExceeded(*limit)))
+                }
                 _ => None,
             };
             if let Some(status) = status {
@@ -289,7 +313,7 @@ where
             return Err(e);
         }
     };
-    let mut headers = vec![httparse::EMPTY_HEADER; config.limits.max_headers];
+    let mut headers = vec![httparse::EMPTY_HEADER; config.core.limits.max_headers];
     let negotiated: Option<ws_proto::deflate::Negotiated>;
     let parsed = hs::parse_request(&buf[..head_len], &mut headers);
     let response = match parsed {
@@ -353,8 +377,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     request: ClientRequest,
 ) -> Result<(WebSocket<S>, Response), Error> {
     let config = request.config;
-    let proto = config.proto();
-    proto.validate().map_err(Error::from_proto)?;
+    config.core.validate().map_err(Error::from_proto)?;
     let mut key_rand = [0u8; 16];
     fill_random(&mut key_rand)?;
     let key = hs::generate_key(key_rand);
@@ -374,7 +397,7 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         stream.write_all(&bytes).await?;
         stream.flush().await?;
         let (buf, head_len) = read_head(&mut stream, &config).await?;
-        let mut headers = vec![httparse::EMPTY_HEADER; config.limits.max_headers];
+        let mut headers = vec![httparse::EMPTY_HEADER; config.core.limits.max_headers];
         let resp = hs::parse_response(
             &buf[..head_len],
             &mut headers,
@@ -413,159 +436,3 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     .await
 }
 
-/// A parsed `ws://` or `wss://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Url {
-    pub(crate) tls: bool,
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) path: String,
-}
-
-impl Url {
-    pub(crate) fn parse(url: &str) -> Result<Url, Error> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("ws://") {
-            (false, r)
-        } else if let Some(r) = url.strip_prefix("wss://") {
-            (true, r)
-        } else {
-            return Err(Error::InvalidUrl);
-        };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let path = if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path.to_string()
-        };
-        let default_port = if tls { 443 } else { 80 };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let end = v6.find(']').ok_or(Error::InvalidUrl)?;
-            let host = &v6[..end];
-            let port = match &v6[end + 1..] {
-                "" => default_port,
-                p => p
-                    .strip_prefix(':')
-                    .and_then(|p| p.parse().ok())
-                    .ok_or(Error::InvalidUrl)?,
-            };
-            (format!("[{host}]"), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| Error::InvalidUrl)?),
-                None => (authority.to_string(), default_port),
-            }
-        };
-        if host.is_empty() || authority.contains('@') || path.contains(['\r', '\n', ' ']) {
-            return Err(Error::InvalidUrl);
-        }
-        Ok(Url {
-            tls,
-            host,
-            port,
-            path,
-        })
-    }
-
-    pub(crate) fn host_header(&self) -> String {
-        let default_port = if self.tls { 443 } else { 80 };
-        if self.port == default_port {
-            self.host.clone()
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-
-    pub(crate) fn connect_host(&self) -> &str {
-        self.host.trim_start_matches('[').trim_end_matches(']')
-    }
-}
-
-/// Connects to a `ws://` URL with default settings.
-pub async fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
-    connect_with_config(url, Config::default()).await
-}
-
-/// Connects to a `ws://` URL with the given settings. (For `wss://`, see `connect_tls` with
-/// the `rustls` feature.)
-pub async fn connect_with_config(url: &str, config: Config) -> Result<WebSocket<TcpStream>, Error> {
-    let u = Url::parse(url)?;
-    if u.tls {
-        return Err(Error::InvalidUrl);
-    }
-    let request = ClientRequest::new(u.host_header(), u.path.clone()).config(config);
-    Ok(connect_request_inner(&u, request).await?.0)
-}
-
-/// Connects to a `ws://` URL with a full request (subprotocols, headers, settings); returns the
-/// connection and the server's response.
-pub async fn connect_request(
-    url: &str,
-    mut request: ClientRequest,
-) -> Result<(WebSocket<TcpStream>, Response), Error> {
-    let u = Url::parse(url)?;
-    if u.tls {
-        return Err(Error::InvalidUrl);
-    }
-    if request.host.is_empty() {
-        request.host = u.host_header();
-    }
-    if request.path.is_empty() {
-        request.path = u.path.clone();
-    }
-    connect_request_inner(&u, request).await
-}
-
-async fn connect_request_inner(
-    u: &Url,
-    request: ClientRequest,
-) -> Result<(WebSocket<TcpStream>, Response), Error> {
-    let config = request.config;
-    let tcp = with_timeout(&config, async {
-        Ok(TcpStream::connect((u.connect_host(), u.port)).await?)
-    })
-    .await?;
-    tcp.set_nodelay(true)?;
-    client(tcp, request).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        let u = Url::parse("ws://127.0.0.1:9001/path?x=1").unwrap();
-        assert_eq!(
-            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
-            (false, "127.0.0.1", 9001, "/path?x=1")
-        );
-        assert_eq!(u.host_header(), "127.0.0.1:9001");
-        let u = Url::parse("wss://example.com").unwrap();
-        assert_eq!(
-            (u.tls, u.port, u.path.as_str(), u.host_header().as_str()),
-            (true, 443, "/", "example.com")
-        );
-        let u = Url::parse("ws://[::1]:80?q").unwrap();
-        assert_eq!(
-            (
-                u.connect_host(),
-                u.port,
-                u.path.as_str(),
-                u.host_header().as_str()
-            ),
-            ("::1", 80, "/?q", "[::1]")
-        );
-        for bad in [
-            "http://x",
-            "ws://",
-            "ws://h:notaport/",
-            "ws://u@h/",
-            "ws://h/a b",
-        ] {
-            assert!(Url::parse(bad).is_err(), "{bad}");
-        }
-    }
-}

@@ -64,11 +64,11 @@ use ws_proto::handshake::http2::{self as rfc8441, Pseudo};
 use ws_proto::{Connection, HandshakeError, Role};
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, UrlError};
 use crate::handshake::{
     AcceptResponse, ClientRequest, Reject, Request, connection, deflate_offer, deflate_response,
 };
-use crate::ws::WebSocket;
+use crate::websocket::WebSocket;
 
 /// The handshake is done: what turns the stream into a [`WebSocket`].
 #[derive(Debug)]
@@ -257,7 +257,7 @@ where
     F: FnOnce(&Request<'_, '_>) -> Result<AcceptResponse, Reject>,
 {
     config
-        .proto()
+        .core
         .validate()
         .map_err(|e| Refusal::internal(Error::from_proto(e)))?;
     let headers = header_list(request.headers());
@@ -348,10 +348,12 @@ pub fn client_request<U: TryInto<Uri>>(
         protocols,
         headers,
         config,
+        ..
     } = request;
-    config.proto().validate().map_err(Error::from_proto)?;
+    config.core.validate().map_err(Error::from_proto)?;
 
-    let uri: Uri = uri.try_into().map_err(|_| Error::InvalidUrl)?;
+    let bad = |m: &str| Error::InvalidUrl(UrlError::Malformed(m.to_string()));
+    let uri: Uri = uri.try_into().map_err(|_| bad("not a URI"))?;
     let mut parts = uri.into_parts();
     let scheme = parts
         .scheme
@@ -360,17 +362,21 @@ pub fn client_request<U: TryInto<Uri>>(
     parts.scheme = Some(match scheme.as_deref() {
         Some("ws" | "http") => Scheme::HTTP,
         Some("wss" | "https") => Scheme::HTTPS,
-        _ => return Err(Error::InvalidUrl),
+        other => {
+            let s = other.unwrap_or_default().to_string();
+            return Err(Error::InvalidUrl(UrlError::UnsupportedScheme(s)));
+        }
     });
     if !host.is_empty() {
-        parts.authority = Some(host.parse().map_err(|_| Error::InvalidUrl)?);
+        parts.authority = Some(host.parse().map_err(|_| bad("invalid host"))?);
     }
     match &parts.authority {
         Some(a) if !a.as_str().contains('@') => {}
-        _ => return Err(Error::InvalidUrl),
+        Some(_) => return Err(Error::InvalidUrl(UrlError::Credentials)),
+        None => return Err(Error::InvalidUrl(UrlError::MissingHost)),
     }
     if !path.is_empty() {
-        parts.path_and_query = Some(path.parse().map_err(|_| Error::InvalidUrl)?);
+        parts.path_and_query = Some(path.parse().map_err(|_| bad("invalid path"))?);
     }
     if parts
         .path_and_query
@@ -379,7 +385,7 @@ pub fn client_request<U: TryInto<Uri>>(
     {
         parts.path_and_query = Some(PathAndQuery::from_static("/"));
     }
-    let uri = Uri::from_parts(parts).map_err(|_| Error::InvalidUrl)?;
+    let uri = Uri::from_parts(parts).map_err(|_| bad("not a URI"))?;
 
     if !protocols.iter().all(|p| is_token(p)) {
         return Err(malformed());

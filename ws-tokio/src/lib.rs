@@ -6,12 +6,15 @@
 //!   headers, or reject with a status);
 //! - clients: [`connect`] for `ws://` (and `wss://` with the `rustls` feature), and [`client`]
 //!   over any `AsyncRead + AsyncWrite` transport;
+//! - messages on `bytes`: [`Message`], [`Utf8Bytes`], [`CloseFrame`], in the shapes of
+//!   tokio-tungstenite and axum;
 //! - streams whose handshake was done elsewhere: [`WebSocket::from_upgraded`] (an HTTP/2
 //!   extended CONNECT stream, a hyper `Upgraded`), and with the `http` feature the `http2`
 //!   module for the RFC 8441 handshake on the `http` crate's types;
 //! - [`WebSocket`]: cancel-safe [`recv`](WebSocket::recv) / [`send`](WebSocket::send), `Stream`
 //!   and `Sink`, [`split`](WebSocket::split) into halves, keepalive pings, timeouts and a
-//!   bounded write buffer.
+//!   bounded write buffer. The close handshake and every deadline are decided by the
+//!   `ws-proto` core; this crate carries its decisions out.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ws_tokio::Error> {
@@ -28,6 +31,8 @@
 //! ```
 
 mod config;
+mod connect;
+mod engine;
 mod error;
 mod handshake;
 #[cfg(feature = "http")]
@@ -37,18 +42,55 @@ mod time;
 #[cfg(feature = "rustls")]
 mod tls;
 mod upgraded;
-mod ws;
+mod websocket;
 
 pub use config::Config;
-pub use error::{Error, TimeoutKind};
+pub use connect::{MaybeTlsStream, connect, connect_request, connect_with_config};
+pub use error::{Error, UrlError};
 pub use handshake::{
     AcceptResponse, ClientRequest, Reject, Request, Response, accept, accept_with,
-    accept_with_config, client, connect, connect_request, connect_with_config,
+    accept_with_config, client,
 };
 pub use split::{ReadHalf, WriteHalf};
 #[cfg(feature = "rustls")]
-pub use tls::{MaybeTlsStream, connect_tls, default_tls_config};
-pub use ws::WebSocket;
-pub use ws_proto::deflate;
-pub use ws_proto::deflate::DeflateConfig;
-pub use ws_proto::{CloseCode, Limits, Message, Role};
+pub use tls::default_tls_config;
+pub use websocket::WebSocket;
+pub use ws_proto::bytes::Bytes;
+pub use ws_proto::deflate::{self, DeflateConfig};
+pub use ws_proto::{
+    CloseCode, CloseFrame, HandshakeError, Limit, Limits, Message, ProtocolError, Role, State,
+    TimeoutKind, Usage, Utf8Bytes,
+};
+
+/// Close codes as `u16`-valued constants of [`CloseCode`], under the names axum uses
+/// (`close_code::NORMAL`, ...).
+pub mod close_code {
+    use crate::CloseCode;
+
+    /// 1000: normal closure.
+    pub const NORMAL: CloseCode = CloseCode::NORMAL;
+    /// 1001: the endpoint is going away.
+    pub const AWAY: CloseCode = CloseCode::GOING_AWAY;
+    /// 1002: protocol error.
+    pub const PROTOCOL: CloseCode = CloseCode::PROTOCOL_ERROR;
+    /// 1003: a data type the endpoint cannot accept.
+    pub const UNSUPPORTED: CloseCode = CloseCode::UNSUPPORTED_DATA;
+    /// 1005: no status code was present (never sent).
+    pub const STATUS: CloseCode = CloseCode::NO_STATUS;
+    /// 1006: closed abnormally (never sent).
+    pub const ABNORMAL: CloseCode = CloseCode::ABNORMAL;
+    /// 1007: data inconsistent with the message type.
+    pub const INVALID: CloseCode = CloseCode::INVALID_PAYLOAD;
+    /// 1008: policy violation.
+    pub const POLICY: CloseCode = CloseCode::POLICY_VIOLATION;
+    /// 1009: message too big.
+    pub const SIZE: CloseCode = CloseCode::MESSAGE_TOO_BIG;
+    /// 1010: an extension the client expected was not negotiated.
+    pub const EXTENSION: CloseCode = CloseCode::MANDATORY_EXTENSION;
+    /// 1011: internal server error.
+    pub const ERROR: CloseCode = CloseCode::INTERNAL_ERROR;
+    /// 1012: service restart.
+    pub const RESTART: CloseCode = CloseCode::SERVICE_RESTART;
+    /// 1013: try again later.
+    pub const AGAIN: CloseCode = CloseCode::TRY_AGAIN_LATER;
+}

@@ -1,71 +1,91 @@
-//! Read and write halves usable from different tasks.
+//! Read and write halves usable from different tasks, over one core.
 //!
-//! The read half owns the read side of the transport and the protocol state; the write half
-//! encodes with its own copy of the sending state. The write side of the transport and its
-//! buffer sit behind a mutex that is only ever taken with `try_lock` (never waited on): the
-//! write half takes it once per send, the read half only when it has a pong, keepalive ping or
-//! close to send. Whichever half finds it taken registers its waker and is woken when the other
-//! lets go, so a pong still goes out while the application only reads.
+//! The read half owns the [`Connection`] (receiving, timers, the close lifecycle); the write
+//! half's side holds the connection's [`Sender`](ws_proto::Sender) with the write side of the
+//! transport and its buffer. That side sits behind a mutex that no one holds across an await:
+//! the write half takes it once per send or flush; the read half only when the core owes the
+//! peer a frame (pong, keepalive ping, close answer) or says to shut the transport, and then
+//! only with `try_lock`, registering to be woken when the write half lets go. A close the
+//! write half sends is passed to the core through a small shared slot.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker, ready};
 
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use ws_proto::{CloseCode, Connection, Message, OpCode, Role};
+use ws_proto::{CloseCode, CloseFrame, Connection, Message};
 
+use crate::engine::{Driver, Reader, Writer, flush_all, poll_recv};
 use crate::error::Error;
-use crate::ws::{Driver, Reader, WebSocket, Writer, poll_recv};
+use crate::time::now_ms;
+use crate::websocket::WebSocket;
 
 struct WriteSide<S> {
     io: tokio::io::WriteHalf<S>,
     writer: Writer,
-    /// The sending state (masking keys, fragment sequence, close sent).
-    enc: Connection,
-    /// A close frame has been written to the buffer; nothing more may follow it.
-    closed: bool,
 }
+
+/// `close_sent` when no close has been sent.
+const NO_CLOSE: u32 = u32::MAX;
+/// `close_sent` for a close frame without a code.
+const NO_CODE: u32 = 0;
 
 struct Shared<S> {
     write: Mutex<WriteSide<S>>,
     /// Wakers of a half that found the write side taken.
     waiting: Mutex<Vec<Waker>>,
-    /// The write half queued a close frame: the read half starts its close deadline.
-    close_queued: AtomicBool,
-    /// The read half's waker while it waits for data, so that a close queued by the write
-    /// half wakes it to start the close deadline.
+    /// The close the write half sent: [`NO_CLOSE`], [`NO_CODE`] or the code.
+    close_sent: AtomicU32,
+    /// The core can no longer send data (the peer closed, the connection failed or ended).
+    closed: AtomicBool,
+    /// The read half's waker while it waits for data, so that a close sent by the write half
+    /// wakes it to start the close deadline.
     read_waker: Mutex<Option<Waker>>,
 }
 
 impl<S> Shared<S> {
     /// Takes the write side without waiting; on contention registers `cx` to be woken.
     fn try_write(&self, cx: &mut Context<'_>) -> Poll<Result<Guard<'_, S>, Error>> {
+        let guard = |g| Guard {
+            guard: Some(g),
+            shared: self,
+        };
         match self.write.try_lock() {
-            Ok(g) => Poll::Ready(Ok(Guard {
-                guard: Some(g),
-                shared: self,
-            })),
-            Err(TryLockError::WouldBlock) => {
-                if let Ok(mut w) = self.waiting.lock() {
-                    if !w.iter().any(|x| x.will_wake(cx.waker())) {
-                        w.push(cx.waker().clone());
-                    }
-                }
-                // The holder may have let go between the two steps: try once more.
-                match self.write.try_lock() {
-                    Ok(g) => Poll::Ready(Ok(Guard {
-                        guard: Some(g),
-                        shared: self,
-                    })),
-                    Err(TryLockError::WouldBlock) => Poll::Pending,
-                    Err(TryLockError::Poisoned(_)) => Poll::Ready(Err(Error::Closed)),
-                }
+            Ok(g) => return Poll::Ready(Ok(guard(g))),
+            Err(TryLockError::Poisoned(_)) => return Poll::Ready(Err(Error::Closed)),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        if let Ok(mut w) = self.waiting.lock() {
+            if !w.iter().any(|x| x.will_wake(cx.waker())) {
+                w.push(cx.waker().clone());
             }
+        }
+        // The holder may have let go between the two steps: try once more.
+        match self.write.try_lock() {
+            Ok(g) => Poll::Ready(Ok(guard(g))),
+            Err(TryLockError::WouldBlock) => Poll::Pending,
             Err(TryLockError::Poisoned(_)) => Poll::Ready(Err(Error::Closed)),
+        }
+    }
+
+    /// Takes the write side, waiting for a holder that has it for a moment (never across an
+    /// await).
+    fn write(&self) -> Result<Guard<'_, S>, Error> {
+        let g = self.write.lock().map_err(|_| Error::Closed)?;
+        Ok(Guard {
+            guard: Some(g),
+            shared: self,
+        })
+    }
+
+    fn wake_reader(&self) {
+        let waker = self.read_waker.lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
@@ -89,27 +109,25 @@ impl<S> Drop for Guard<'_, S> {
     }
 }
 
-impl<'a, S> std::ops::Deref for Guard<'a, S> {
+impl<S> std::ops::Deref for Guard<'_, S> {
     type Target = WriteSide<S>;
     fn deref(&self) -> &WriteSide<S> {
         self.guard.as_ref().unwrap_or_else(|| unreachable!())
     }
 }
 
-impl<'a, S> std::ops::DerefMut for Guard<'a, S> {
+impl<S> std::ops::DerefMut for Guard<'_, S> {
     fn deref_mut(&mut self) -> &mut WriteSide<S> {
         self.guard.as_mut().unwrap_or_else(|| unreachable!())
     }
 }
 
-/// The receiving half of a split [`WebSocket`]. Answers pings and closes through the shared
-/// write side.
+/// The receiving half of a split [`WebSocket`]. It owns the connection's state: keep polling
+/// it (or the connection's pings, pongs and close go unanswered).
 pub struct ReadHalf<S> {
     io: tokio::io::ReadHalf<S>,
     reader: Reader,
     shared: Arc<Shared<S>>,
-    /// Frames this half moved to the write buffer are not all written yet.
-    owed: bool,
 }
 
 /// The sending half of a split [`WebSocket`].
@@ -133,72 +151,31 @@ impl<S> std::fmt::Debug for WriteHalf<S> {
 
 pub(crate) fn split<S: AsyncRead + AsyncWrite + Unpin>(
     ws: WebSocket<S>,
-) -> (ReadHalf<S>, WriteHalf<S>) {
+) -> (WriteHalf<S>, ReadHalf<S>) {
     let WebSocket { io, reader, writer } = ws;
     let (rio, wio) = tokio::io::split(io);
-    let enc = encoder(&reader.conn);
-    let closed = reader.conn.close_sent();
     let shared = Arc::new(Shared {
-        write: Mutex::new(WriteSide {
-            io: wio,
-            writer,
-            enc,
-            closed,
-        }),
+        closed: AtomicBool::new(!reader.conn.state().can_send()),
+        write: Mutex::new(WriteSide { io: wio, writer }),
         waiting: Mutex::new(Vec::new()),
-        close_queued: AtomicBool::new(false),
+        close_sent: AtomicU32::new(NO_CLOSE),
         read_waker: Mutex::new(None),
     });
     (
+        WriteHalf {
+            shared: shared.clone(),
+        },
         ReadHalf {
             io: rio,
             reader,
-            shared: shared.clone(),
-            owed: false,
+            shared,
         },
-        WriteHalf { shared },
     )
-}
-
-/// The write half's sending state: a copy of the connection with its own masking-key generator
-/// (a plain clone would repeat the read half's keys). Only whole messages are sent, so a fresh
-/// connection in the same role and settings is in the same sending state. With
-/// permessage-deflate the clone is kept, for its compressor: ws-proto has no way to reseed a
-/// clone's key generator.
-fn encoder(conn: &Connection) -> Connection {
-    let mut enc = conn.clone();
-    let mut seed = [0u8; 8];
-    if conn.role() == Role::Client && getrandom::fill(&mut seed).is_ok() {
-        enc.set_mask_seed(u64::from_ne_bytes(seed));
-    }
-    enc
 }
 
 struct SplitDriver<'a, S> {
     io: &'a mut tokio::io::ReadHalf<S>,
     shared: &'a Shared<S>,
-    owed: &'a mut bool,
-}
-
-/// Moves frames the read side's core queued into the shared write buffer, while it has room
-/// (frames left in the core are coalesced there: the newest pong wins).
-fn forward<S>(reader: &mut Reader, side: &mut WriteSide<S>) {
-    loop {
-        let discard = side.closed || side.writer.shut;
-        if !discard && side.writer.pending() >= side.writer.limit {
-            return;
-        }
-        let Some(f) = reader.conn.poll_transmit() else {
-            return;
-        };
-        if discard {
-            continue;
-        }
-        side.writer.buf.extend_from_slice(f.as_bytes());
-        if f.opcode() == OpCode::Close {
-            side.closed = true;
-        }
-    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver for SplitDriver<'_, S> {
@@ -206,40 +183,56 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for SplitDriver<'_, S> {
         Pin::new(&mut *self.io).poll_read(cx, buf)
     }
 
-    fn poll_flush(&mut self, reader: &mut Reader, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if !reader.conn.has_pending_transmit() && !*self.owed {
-            // Nothing of ours to send; the write half flushes its own frames.
+    fn poll_flush(
+        &mut self,
+        conn: &mut Connection,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        if !conn.has_pending_transmit() {
+            // Nothing of ours to send; the write half writes its own frames.
             return Poll::Ready(Ok(()));
         }
         let mut side = ready!(self.shared.try_write(cx))?;
-        loop {
-            forward(reader, &mut side);
-            // Until written, our frames are ours to flush: the write half may be idle.
-            *self.owed = true;
-            let WriteSide { io, writer, .. } = &mut *side;
-            let r = ready!(writer.poll_flush(io, cx));
-            *self.owed = false;
-            r?;
-            if side.closed || side.writer.shut || !reader.conn.has_pending_transmit() {
-                return Poll::Ready(Ok(()));
-            }
+        let WriteSide { io, writer } = &mut *side;
+        flush_all(conn, writer, io, cx)
+    }
+
+    fn stage(&mut self, conn: &mut Connection, cx: &mut Context<'_>) {
+        // The write side is shared: frames are handed over by writing them out (a failure
+        // shows again on the flush before the next read).
+        if conn.has_pending_transmit() {
+            let _ = self.poll_flush(conn, cx);
         }
     }
 
-    fn close_sent_elsewhere(&self) -> bool {
-        self.shared.close_queued.load(Ordering::Acquire)
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut side = match ready!(self.shared.try_write(cx)) {
+            Ok(s) => s,
+            Err(_) => return Poll::Ready(Ok(())),
+        };
+        let WriteSide { io, writer } = &mut *side;
+        if let Err(Error::Io(e)) = ready!(writer.poll_flush(io, cx)) {
+            return Poll::Ready(Err(e));
+        }
+        writer.poll_shutdown(io, cx)
     }
 
-    fn stage(&mut self, reader: &mut Reader, cx: &mut Context<'_>) {
-        // The write side is shared: frames are handed over by writing them out (a failure
-        // shows again on the flush before the next read).
-        if reader.conn.has_pending_transmit() {
-            let _ = self.poll_flush(reader, cx);
+    fn sync(&mut self, conn: &mut Connection) {
+        let sent = self.shared.close_sent.load(Ordering::Acquire);
+        if sent != NO_CLOSE && conn.state().can_send() {
+            // The write half sent our close frame: the core now waits for the answer, with the
+            // close deadline running. Its own close frame is dropped by the sender, which has
+            // sent one.
+            let code = (sent != NO_CODE).then(|| CloseCode(sent as u16));
+            let _ = conn.close(now_ms(), code, "");
+        }
+        if !conn.state().can_send() && !self.shared.closed.load(Ordering::Relaxed) {
+            self.shared.closed.store(true, Ordering::Release);
         }
     }
 
     fn waiting_for_data(&mut self, cx: &mut Context<'_>) {
-        if self.shared.close_queued.load(Ordering::Acquire) {
+        if self.shared.close_sent.load(Ordering::Acquire) != NO_CLOSE {
             return;
         }
         if let Ok(mut w) = self.shared.read_waker.lock() {
@@ -249,33 +242,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for SplitDriver<'_, S> {
             }
         }
     }
-
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut side = match ready!(self.shared.try_write(cx)) {
-            Ok(s) => s,
-            Err(_) => return Poll::Ready(Ok(())),
-        };
-        if side.writer.shut {
-            return Poll::Ready(Ok(()));
-        }
-        let WriteSide { io, writer, .. } = &mut *side;
-        let _ = ready!(writer.poll_flush(io, cx));
-        let r = ready!(Pin::new(&mut *io).poll_shutdown(cx));
-        side.writer.shut = true;
-        Poll::Ready(r)
-    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
     /// Polls for the next message (see [`WebSocket::recv`]).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        let ReadHalf {
-            io,
-            reader,
-            shared,
-            owed,
-        } = self;
-        poll_recv(&mut SplitDriver { io, shared, owed }, reader, cx)
+        let ReadHalf { io, reader, shared } = self;
+        let r = poll_recv(&mut SplitDriver { io, shared }, reader, cx);
+        if r.is_ready() && !reader.conn.state().can_send() {
+            shared.closed.store(true, Ordering::Release);
+        }
+        r
     }
 
     /// Receives the next message; cancel-safe, like [`WebSocket::recv`].
@@ -295,70 +272,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     fn poll_ready_inner(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut side = ready!(self.shared.try_write(cx))?;
-        let WriteSide { io, writer, .. } = &mut *side;
+        let WriteSide { io, writer } = &mut *side;
         writer.poll_ready(io, cx)
     }
 
-    fn start_send_inner(&self, msg: &Message) -> Result<(), Error> {
-        let mut side = match self.shared.write.try_lock() {
-            Ok(g) => Guard {
-                guard: Some(g),
-                shared: &self.shared,
-            },
-            // The read half holds it for a moment: the message still has to be queued, so wait.
-            Err(TryLockError::WouldBlock) => Guard {
-                guard: Some(self.shared.write.lock().map_err(|_| Error::Closed)?),
-                shared: &self.shared,
-            },
-            Err(TryLockError::Poisoned(_)) => return Err(Error::Closed),
-        };
-        if side.closed {
+    fn start_send_inner(&self, msg: Message) -> Result<(), Error> {
+        let mut side = self.shared.write()?;
+        if let Message::Close(frame) = msg {
+            side.writer.encode_close(frame.as_ref())?;
+            let code = frame.map_or(NO_CODE, |f| u32::from(f.code.0));
+            self.shared.close_sent.store(code, Ordering::Release);
+            self.shared.closed.store(true, Ordering::Release);
+            self.shared.wake_reader();
+            return Ok(());
+        }
+        if self.shared.closed.load(Ordering::Acquire) || side.writer.sender.is_closed() {
             return Err(Error::Closed);
         }
-        let WriteSide {
-            writer,
-            enc,
-            closed,
-            ..
-        } = &mut *side;
-        writer.encode(enc, msg)?;
-        while let Some(f) = enc.poll_transmit() {
-            writer.buf.extend_from_slice(f.as_bytes());
-            if f.opcode() == OpCode::Close {
-                *closed = true;
-                self.shared.close_queued.store(true, Ordering::Release);
-                let waker = self
-                    .shared
-                    .read_waker
-                    .lock()
-                    .ok()
-                    .and_then(|mut w| w.take());
-                if let Some(w) = waker {
-                    w.wake();
-                }
-            }
-        }
-        Ok(())
+        side.writer.encode(msg)
     }
 
     fn poll_flush_inner(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut side = ready!(self.shared.try_write(cx))?;
-        let WriteSide { io, writer, .. } = &mut *side;
+        let WriteSide { io, writer } = &mut *side;
         writer.poll_flush(io, cx)
     }
 
     /// Sends a message and flushes it (see [`WebSocket::send`]).
     pub async fn send(&mut self, msg: Message) -> Result<(), Error> {
         std::future::poll_fn(|cx| self.poll_ready_inner(cx)).await?;
-        self.start_send_inner(&msg)?;
+        self.start_send_inner(msg)?;
         std::future::poll_fn(|cx| self.poll_flush_inner(cx)).await
     }
 
-    /// Sends a close frame. The read half completes the handshake when the peer's close
-    /// arrives (it returns `None` after that).
-    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.send(Message::Close(Some((code, reason.to_string()))))
-            .await
+    /// Sends a close frame (`None`: one without a code). The read half completes the
+    /// handshake when the peer's close arrives (it returns `None` after that).
+    pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        self.send(Message::Close(frame)).await
     }
 }
 
@@ -370,22 +320,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        self.start_send_inner(&item)
+        self.start_send_inner(item)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.poll_flush_inner(cx)
     }
 
+    /// Sends a close frame with 1000 (unless one was sent) and flushes it.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        {
-            let closed = match self.shared.write.try_lock() {
-                Ok(s) => s.closed,
-                Err(_) => false,
-            };
+        if self.shared.close_sent.load(Ordering::Acquire) == NO_CLOSE {
+            ready!(self.poll_ready_inner(cx))?;
+            let closed = self.shared.write().map(|s| s.writer.sender.is_closed())?;
             if !closed {
-                ready!(self.poll_ready_inner(cx))?;
-                self.start_send_inner(&Message::Close(Some((CloseCode::NORMAL, String::new()))))?;
+                self.start_send_inner(Message::Close(Some(CloseFrame::new(
+                    CloseCode::NORMAL,
+                    "",
+                ))))?;
             }
         }
         self.poll_flush_inner(cx)

@@ -7,7 +7,7 @@ use ws_proto::deflate::Negotiated;
 use crate::config::Config;
 use crate::error::Error;
 use crate::handshake::connection;
-use crate::ws::WebSocket;
+use crate::websocket::WebSocket;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Runs the WebSocket protocol over `io`, a stream whose opening handshake is already done:

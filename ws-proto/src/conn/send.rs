@@ -128,12 +128,25 @@ impl Sender {
         fin: bool,
         payload: &mut [u8],
     ) -> Result<HeaderBuf, Error> {
-        self.begin(opcode, fin, payload.len())?;
-        let h = self.header(opcode, fin, 0, payload.len());
-        if let Some(key) = h.mask {
+        let (h, mask) = self.start_frame(opcode, fin, payload.len())?;
+        if let Some(key) = mask {
             apply_mask(payload, key, 0);
         }
-        Ok(h.encode())
+        Ok(h)
+    }
+
+    /// Like [`frame_header`](Self::frame_header) for a payload of `len` bytes the caller
+    /// masks itself with the returned key (clients; servers get `None`): for payloads that
+    /// are written from shared memory, or masked while they are copied.
+    pub fn start_frame(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        len: usize,
+    ) -> Result<(HeaderBuf, Option<[u8; 4]>), Error> {
+        self.begin(opcode, fin, len)?;
+        let h = self.header(opcode, fin, 0, len);
+        Ok((h.encode(), h.mask))
     }
 
     /// The encoded length of an uncompressed frame with this payload length from this side.

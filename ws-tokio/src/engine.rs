@@ -1,0 +1,626 @@
+//! The I/O engine: moves bytes, time and EOF between a transport and the core, and writes out
+//! what the core and the application queue. Every decision about the connection's life (the
+//! close handshake, its order, its deadlines, when to shut the transport) is the core's; the
+//! engine carries them out.
+
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+use ws_proto::{Connection, Message, MessageAssembler, OpCode, Sender, State, TimeoutKind};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::time::{instant_of, now_ms};
+
+/// Size of the per-thread scratch buffer reads land in: large enough that a 64 KiB message
+/// arrives with one read (64 KiB of payload plus its header do not fit in 64 KiB).
+const SCRATCH: usize = 256 << 10;
+
+/// Alignment of the start of the scratch buffer. The kernel copies received bytes in with
+/// `rep movsb`, which on some CPUs runs several times slower into a destination that is not
+/// cache-line aligned (a 64 KiB read: 38% of the server's time instead of 5%).
+const ALIGN: usize = 64;
+
+/// Write buffer capacity kept between messages; a buffer grown past it is released.
+const WRITE_KEEP: usize = 64 << 10;
+
+/// Payloads at least this large are written from their own memory after the header (one
+/// vectored write) instead of being copied into the write buffer.
+const VECTORED_MIN: usize = 8 << 10;
+
+thread_local! {
+    /// Reads land here and are processed at once, so an idle connection holds no read buffer.
+    static SCRATCH_BUF: RefCell<Box<[u8]>> =
+        RefCell::new(vec![0u8; SCRATCH + ALIGN].into_boxed_slice());
+}
+
+/// The read side: the core, the message being assembled, bytes not yet processed, the core's
+/// timer, and how the connection ended when the transport did.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    pub(crate) conn: Connection,
+    assembler: MessageAssembler,
+    /// Received bytes not yet processed (only when one read held more than one message).
+    leftover: Vec<u8>,
+    leftover_pos: usize,
+    timer: Option<Pin<Box<Sleep>>>,
+    timer_at: u64,
+    /// The transport failed (or a write deadline passed): reported once terminated.
+    failed: Option<Error>,
+    /// The end has been reported.
+    reported: bool,
+}
+
+/// The write side: a bounded buffer of encoded frames and the core's [`Sender`].
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub(crate) sender: Sender,
+    buf: Vec<u8>,
+    pos: usize,
+    /// The payload of a large message, written after `buf` with one vectored write instead of
+    /// being copied into it. Nothing is appended to `buf` while it is pending.
+    tail: Bytes,
+    limit: usize,
+    write_timeout_ms: Option<u64>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// Our side of the transport has been shut.
+    pub(crate) shut: bool,
+}
+
+/// What the receive loop needs from the transport.
+pub(crate) trait Driver {
+    /// Reads from the transport.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>;
+    /// Moves what the core owes into the write buffer and writes everything out.
+    fn poll_flush(&mut self, conn: &mut Connection, cx: &mut Context<'_>)
+    -> Poll<Result<(), Error>>;
+    /// Puts the control frames the core queued in line, behind what is already queued and
+    /// ahead of anything sent later, without waiting.
+    fn stage(&mut self, conn: &mut Connection, cx: &mut Context<'_>);
+    /// Shuts our side of the transport, once.
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Brings in what the other half of a split connection did (a close it sent).
+    fn sync(&mut self, _conn: &mut Connection) {}
+    /// Called when the receive loop is about to wait for data with `cx`.
+    fn waiting_for_data(&mut self, _cx: &mut Context<'_>) {}
+}
+
+impl Reader {
+    pub(crate) fn new(conn: Connection, leftover: Vec<u8>) -> Reader {
+        Reader {
+            conn,
+            assembler: MessageAssembler::new(),
+            leftover,
+            leftover_pos: 0,
+            timer: None,
+            timer_at: u64::MAX,
+            failed: None,
+            reported: false,
+        }
+    }
+
+    /// Runs `data` through the core until a message completes or the bytes run out.
+    fn process(&mut self, now: u64, data: &mut [u8]) -> (usize, Option<Message>) {
+        match self.assembler.receive(&mut self.conn, now, data) {
+            Ok((n, m)) => (n, m),
+            // The core has failed the connection and decided what follows.
+            Err(_) => (data.len(), None),
+        }
+    }
+
+    /// Processes kept bytes first.
+    fn process_leftover(&mut self) -> Option<Message> {
+        if self.leftover_pos >= self.leftover.len() {
+            return None;
+        }
+        let mut buf = std::mem::take(&mut self.leftover);
+        let start = self.leftover_pos;
+        let (n, out) = self.process(now_ms(), &mut buf[start..]);
+        self.leftover_pos = start + n;
+        if self.leftover_pos >= buf.len() {
+            // Release the memory once drained.
+            self.leftover = Vec::new();
+            self.leftover_pos = 0;
+            self.judge_deadlines(now_ms());
+        } else {
+            self.leftover = buf;
+        }
+        out
+    }
+
+    fn keep(&mut self, rest: &[u8]) {
+        if rest.is_empty() {
+            return;
+        }
+        if self.leftover_pos > 0 {
+            self.leftover.drain(..self.leftover_pos);
+            self.leftover_pos = 0;
+        }
+        self.leftover.extend_from_slice(rest);
+    }
+
+    /// Acts on deadlines that have come by `now` (a peer that keeps the transport busy still
+    /// gets its keepalive pings and close deadline).
+    fn judge_deadlines(&mut self, now: u64) {
+        if self.conn.poll_timeout().is_some_and(|at| at <= now) {
+            let _ = self.conn.handle_timeout(now);
+        }
+    }
+
+    /// Waits for the core's next deadline; acts on it when it comes. Ready when time moved
+    /// the core on.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(at) = self.conn.poll_timeout() else {
+            self.timer = None;
+            self.timer_at = u64::MAX;
+            return Poll::Pending;
+        };
+        if at != self.timer_at {
+            self.timer_at = at;
+            match &mut self.timer {
+                Some(t) => t.as_mut().reset(instant_of(at)),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(instant_of(at)))),
+            }
+        }
+        let Some(t) = self.timer.as_mut() else {
+            return Poll::Pending;
+        };
+        ready!(t.as_mut().poll(cx));
+        let _ = self.conn.handle_timeout(now_ms().max(at));
+        Poll::Ready(())
+    }
+
+    /// The transport failed: nothing more can be sent or received.
+    fn fail(&mut self, e: Error) {
+        self.failed.get_or_insert(e);
+        self.conn.abort();
+        self.assembler.clear();
+    }
+
+    /// How the connection ended, once: `None` for a clean close.
+    fn outcome(&mut self) -> Option<Error> {
+        if self.reported {
+            return None;
+        }
+        self.reported = true;
+        if let Some(e) = self.failed.take() {
+            return Some(e);
+        }
+        self.conn
+            .error()
+            .map(|e| Error::from_core(e, self.conn.error_close_code()))
+    }
+
+    /// Starts the close handshake with `frame`.
+    pub(crate) fn close(&mut self, frame: Option<&ws_proto::CloseFrame>) -> Result<(), Error> {
+        let (code, reason) = match frame {
+            Some(f) => (Some(f.code), f.reason.as_str()),
+            None => (None, ""),
+        };
+        self.conn
+            .close(now_ms(), code, reason)
+            .map_err(Error::from_proto)
+    }
+}
+
+/// The receive loop shared by [`crate::WebSocket`] and [`crate::ReadHalf`]: one step for each
+/// state of the core.
+pub(crate) fn poll_recv<D: Driver>(
+    rio: &mut D,
+    r: &mut Reader,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Message, Error>>> {
+    loop {
+        rio.sync(&mut r.conn);
+        let step = match r.conn.state() {
+            State::Open | State::ClosedByUs => poll_open(rio, r, cx),
+            State::Terminated => poll_end(rio, r, cx),
+            _ => poll_closing(rio, r, cx),
+        };
+        match step {
+            Step::Again => continue,
+            Step::Message(m) => return Poll::Ready(Some(Ok(m))),
+            Step::End(e) => return Poll::Ready(e.map(Err)),
+            Step::Pending => return Poll::Pending,
+        }
+    }
+}
+
+enum Step {
+    /// The core moved on: look again.
+    Again,
+    Message(Message),
+    /// The connection has ended (with this error); nothing more comes.
+    End(Option<Error>),
+    Pending,
+}
+
+/// Messages may arrive: read them.
+fn poll_open<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) -> Step {
+    if let Some(m) = r.process_leftover() {
+        return delivered(rio, r, cx, m);
+    }
+    if r.leftover_pos < r.leftover.len() {
+        return Step::Again;
+    }
+    // Before waiting for the peer, write out what is queued: pongs, keepalive pings, and
+    // messages queued with `feed` (replies to a batch of received messages leave in one write).
+    if let Poll::Ready(Err(e)) = rio.poll_flush(&mut r.conn, cx) {
+        r.fail(e);
+        return Step::Again;
+    }
+    match poll_read(rio, r, cx) {
+        Poll::Ready(Some(m)) => delivered(rio, r, cx, m),
+        Poll::Ready(None) => Step::Again,
+        Poll::Pending => {
+            // Everything that arrived has been processed: now the deadlines are judged.
+            if r.poll_timer(cx).is_ready() {
+                return Step::Again;
+            }
+            rio.waiting_for_data(cx);
+            Step::Pending
+        }
+    }
+}
+
+/// A message is going to the application: a ping's pong takes its place in the send order
+/// now, before anything the application sends after seeing the ping.
+fn delivered<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>, m: Message) -> Step {
+    rio.stage(&mut r.conn, cx);
+    if m.is_close() {
+        // The answer is queued: try to send it now.
+        let _ = rio.poll_flush(&mut r.conn, cx);
+    }
+    Step::Message(m)
+}
+
+/// The close handshake is under way or over: send what is owed, shut when the core says so,
+/// and wait (discarding what arrives) for the peer's EOF until the core's deadline.
+fn poll_closing<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) -> Step {
+    match rio.poll_flush(&mut r.conn, cx) {
+        Poll::Ready(Err(e)) => {
+            r.fail(e);
+            return Step::Again;
+        }
+        Poll::Ready(Ok(())) => {
+            if r.conn.should_shutdown() {
+                match rio.poll_shutdown(cx) {
+                    Poll::Pending => return Step::Pending,
+                    Poll::Ready(Err(e)) => {
+                        r.fail(e.into());
+                        return Step::Again;
+                    }
+                    Poll::Ready(Ok(())) => {}
+                }
+            }
+        }
+        // Still writing: the peer may meanwhile end the transport, or the deadline pass.
+        Poll::Pending => {}
+    }
+    if r.conn.state() == State::ClosedByPeer {
+        // Our answer has not been taken yet (the buffer is full): wait for room.
+        return if r.poll_timer(cx).is_ready() {
+            Step::Again
+        } else {
+            Step::Pending
+        };
+    }
+    match poll_read(rio, r, cx) {
+        Poll::Ready(_) => Step::Again,
+        Poll::Pending if r.poll_timer(cx).is_ready() => Step::Again,
+        Poll::Pending => Step::Pending,
+    }
+}
+
+/// The connection is over: write out what is left, shut, report how it ended.
+fn poll_end<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) -> Step {
+    if r.failed.is_none() && r.conn.should_shutdown() {
+        // Best effort: the outcome is already decided.
+        if ready_step(rio.poll_flush(&mut r.conn, cx)).is_pending() {
+            return Step::Pending;
+        }
+        if ready_step(rio.poll_shutdown(cx)).is_pending() {
+            return Step::Pending;
+        }
+    }
+    Step::End(r.outcome())
+}
+
+fn ready_step<T>(p: Poll<T>) -> Poll<()> {
+    p.map(|_| ())
+}
+
+/// Reads into the per-thread scratch buffer and runs what arrived through the core. Ready
+/// with a message, or `None` when the bytes ran out (or the transport ended or failed).
+fn poll_read<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+    SCRATCH_BUF.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let off = guard.as_ptr().align_offset(ALIGN);
+        let scratch: &mut [u8] = &mut guard[off..off + SCRATCH];
+        let mut rb = ReadBuf::new(scratch);
+        match ready!(rio.poll_read(cx, &mut rb)) {
+            Err(e) => {
+                r.fail(e.into());
+                return Poll::Ready(None);
+            }
+            Ok(()) => {}
+        }
+        let n = rb.filled().len();
+        if n == 0 {
+            let _ = r.conn.receive_eof();
+            return Poll::Ready(None);
+        }
+        let now = now_ms();
+        let data = &mut scratch[..n];
+        let (used, out) = r.process(now, data);
+        r.keep(&data[used..]);
+        if used == n {
+            r.judge_deadlines(now);
+        }
+        Poll::Ready(out)
+    })
+}
+
+impl Writer {
+    pub(crate) fn new(config: &Config, sender: Sender) -> Writer {
+        Writer {
+            sender,
+            buf: Vec::new(),
+            pos: 0,
+            tail: Bytes::new(),
+            limit: config.write_buffer_size.max(1),
+            write_timeout_ms: config.write_timeout.map(|d| d.as_millis().max(1) as u64),
+            deadline: None,
+            shut: false,
+        }
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len() - self.pos + self.tail.len()
+    }
+
+    /// Whether frames may be appended to the buffer (no large payload is waiting behind it).
+    fn can_append(&self) -> bool {
+        self.tail.is_empty()
+    }
+
+    /// Whether there is room for another message.
+    fn has_room(&self) -> bool {
+        self.pending() < self.limit && self.can_append()
+    }
+
+    /// Moves the control frames the core owes into the buffer while it has room. Frames left
+    /// in the core while the buffer is full are coalesced there (the newest pong wins), so a
+    /// peer that pings without reading cannot grow the buffer.
+    pub(crate) fn take_controls(&mut self, conn: &mut Connection) {
+        while conn.has_pending_transmit() && (self.shut || self.has_room()) {
+            let Some(c) = conn.poll_control() else {
+                break;
+            };
+            match self.sender.encode_control(&c) {
+                Some(f) if !self.shut => self.buf.extend_from_slice(f.as_bytes()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes the whole buffer out, then flushes the transport.
+    pub(crate) fn poll_flush<S: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        loop {
+            let head = &self.buf[self.pos..];
+            let tail = &self.tail[..];
+            let r = match (head.is_empty(), tail.is_empty()) {
+                (true, true) => break,
+                (false, true) => Pin::new(&mut *io).poll_write(cx, head),
+                (true, false) => Pin::new(&mut *io).poll_write(cx, tail),
+                (false, false) => Pin::new(&mut *io).poll_write_vectored(
+                    cx,
+                    &[io::IoSlice::new(head), io::IoSlice::new(tail)],
+                ),
+            };
+            match r {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(Error::PeerVanished)),
+                Poll::Ready(Ok(n)) => {
+                    let from_head = n.min(head.len());
+                    self.pos += from_head;
+                    let _ = self.tail.split_to(n - from_head);
+                    self.deadline = None;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Pending => return self.poll_deadline(cx),
+            }
+        }
+        self.buf.clear();
+        self.pos = 0;
+        if self.buf.capacity() > self.limit.max(WRITE_KEEP) {
+            // A large message grew the buffer; give the memory back.
+            self.buf = Vec::new();
+        }
+        self.deadline = None;
+        Pin::new(io).poll_flush(cx).map_err(Error::from)
+    }
+
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let Some(ms) = self.write_timeout_ms else {
+            return Poll::Pending;
+        };
+        let d = self.deadline.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep(std::time::Duration::from_millis(ms)))
+        });
+        match d.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Error::Timeout(TimeoutKind::Write))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Waits until the buffer has room for another message.
+    pub(crate) fn poll_ready<S: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        if self.has_room() {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_flush(io, cx)
+    }
+
+    /// Shuts our side of `io` once, after writing out the buffer.
+    pub(crate) fn poll_shutdown<S: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.shut {
+            return Poll::Ready(Ok(()));
+        }
+        let r = ready!(Pin::new(io).poll_shutdown(cx));
+        self.shut = true;
+        Poll::Ready(r)
+    }
+
+    /// Encodes a data or control message (not a close) into the buffer. A large uncompressed
+    /// payload is not copied but written from its own memory after its header.
+    pub(crate) fn encode(&mut self, msg: Message) -> Result<(), Error> {
+        if self.pos > 0 && self.pos >= self.pending() {
+            // Drop the written prefix (cheap: at most as many bytes are still pending), so a
+            // buffer that is never fully drained does not grow with everything ever sent.
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let (opcode, payload) = match msg {
+            Message::Text(t) => (OpCode::Text, t.into_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+            Message::Ping(p) => (OpCode::Ping, p),
+            Message::Pong(p) => (OpCode::Pong, p),
+            Message::Close(_) => return Err(Error::Closed),
+        };
+        let data = !opcode.is_control();
+        if data && payload.len() >= VECTORED_MIN && !self.sender.compression_enabled() {
+            if self.can_append() {
+                return self.encode_vectored(opcode, payload);
+            }
+        }
+        if data {
+            return self
+                .sender
+                .encode_message(opcode, &payload, &mut self.buf)
+                .map_err(Error::from_proto);
+        }
+        let start = self.buf.len();
+        self.buf.resize(start + self.sender.frame_len(payload.len()), 0);
+        match self
+            .sender
+            .encode_frame(opcode, true, &payload, &mut self.buf[start..])
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.buf.truncate(start);
+                Err(Error::from_proto(e))
+            }
+        }
+    }
+
+    /// A large payload goes out after its header with one vectored write: from the message's
+    /// own memory for a server; a client masks it in place when it holds the only reference,
+    /// and masks while copying otherwise.
+    fn encode_vectored(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
+        let (header, mask) = self
+            .sender
+            .start_frame(opcode, true, payload.len())
+            .map_err(Error::from_proto)?;
+        self.buf.extend_from_slice(header.as_bytes());
+        self.tail = match mask {
+            None => payload,
+            Some(key) => match payload.try_into_mut() {
+                Ok(mut owned) => {
+                    ws_proto::mask::apply_mask(&mut owned, key, 0);
+                    owned.freeze()
+                }
+                Err(shared) => {
+                    let mut copy = shared.to_vec();
+                    ws_proto::mask::apply_mask(&mut copy, key, 0);
+                    Bytes::from(copy)
+                }
+            },
+        };
+        Ok(())
+    }
+
+    /// Encodes our close frame with `frame` (for a write half, which sends it itself).
+    pub(crate) fn encode_close(
+        &mut self,
+        frame: Option<&ws_proto::CloseFrame>,
+    ) -> Result<(), Error> {
+        let (code, reason) = match frame {
+            Some(f) => (Some(f.code), f.reason.as_str()),
+            None => (None, ""),
+        };
+        let f = self
+            .sender
+            .encode_close(code, reason)
+            .map_err(Error::from_proto)?;
+        self.buf.extend_from_slice(f.as_bytes());
+        Ok(())
+    }
+}
+
+/// The transport of an unsplit [`crate::WebSocket`].
+pub(crate) struct Whole<'a, S> {
+    pub(crate) io: &'a mut S,
+    pub(crate) writer: &'a mut Writer,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Driver for Whole<'_, S> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.io).poll_read(cx, buf)
+    }
+
+    fn poll_flush(
+        &mut self,
+        conn: &mut Connection,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        flush_all(conn, self.writer, self.io, cx)
+    }
+
+    fn stage(&mut self, conn: &mut Connection, _cx: &mut Context<'_>) {
+        if conn.has_pending_transmit() {
+            self.writer.take_controls(conn);
+        }
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.writer.poll_shutdown(self.io, cx)
+    }
+}
+
+/// Writes out the buffer and every frame the core owes (which may take more than one round
+/// when the buffer was full).
+pub(crate) fn flush_all<S: AsyncWrite + Unpin>(
+    conn: &mut Connection,
+    writer: &mut Writer,
+    io: &mut S,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Error>> {
+    loop {
+        writer.take_controls(conn);
+        if writer.shut {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(writer.poll_flush(io, cx))?;
+        // The buffer is empty now, so the next round takes at least one frame.
+        if !conn.has_pending_transmit() {
+            return Poll::Ready(Ok(()));
+        }
+    }
+}
