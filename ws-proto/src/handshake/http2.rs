@@ -20,7 +20,10 @@
 
 use httparse::Header;
 
-use super::{Request, Response, check_choices, check_offers, check_version, hs};
+use super::client::check_choices;
+use super::fields::trim_ows_str;
+use super::server::{check_offers, check_version};
+use super::{Request, Response, hs};
 use crate::error::{Error, HandshakeError};
 
 /// The `:protocol` value of a WebSocket extended CONNECT request.
@@ -71,7 +74,7 @@ pub fn parse_request<'h, 'b>(
         Some(p) if !p.eq_ignore_ascii_case(PROTOCOL) => return Err(hs(E::UnsupportedProtocol)),
         Some(_) => {}
     }
-    let host = super::trim_ows_str(pseudo.authority);
+    let host = trim_ows_str(pseudo.authority);
     if host.is_empty() {
         return Err(hs(E::MissingHost));
     }

@@ -1,0 +1,68 @@
+//! Writing heads into caller buffers, and the checks on caller-supplied header fields.
+
+use super::fields::is_token;
+use super::hs;
+use crate::error::{Error, HandshakeError};
+
+/// A header value that can be written without changing the message structure.
+pub(super) fn is_safe_value(value: &[u8]) -> bool {
+    !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0))
+}
+
+/// Checks caller-supplied header fields: token names and values without CR, LF or NUL.
+pub(super) fn check_headers(headers: &[(&str, &[u8])]) -> Result<(), Error> {
+    if headers
+        .iter()
+        .all(|(name, value)| is_token(name.as_bytes()) && is_safe_value(value))
+    {
+        Ok(())
+    } else {
+        Err(hs(HandshakeError::MalformedHttp))
+    }
+}
+
+/// Appends bytes to a caller buffer, failing with `BufferTooSmall` instead of overrunning it.
+pub(super) struct Writer<'a> {
+    out: &'a mut [u8],
+    pub(super) len: usize,
+}
+
+impl<'a> Writer<'a> {
+    pub(super) fn new(out: &'a mut [u8]) -> Self {
+        Self { out, len: 0 }
+    }
+
+    pub(super) fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let end = self
+            .len
+            .checked_add(bytes.len())
+            .ok_or(Error::BufferTooSmall)?;
+        self.out
+            .get_mut(self.len..end)
+            .ok_or(Error::BufferTooSmall)?
+            .copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+
+    pub(super) fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.put(name)?;
+        self.put(b": ")?;
+        self.put(value)?;
+        self.put(b"\r\n")
+    }
+
+    pub(super) fn decimal(&mut self, mut n: usize) -> Result<(), Error> {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        for slot in digits.iter_mut().rev() {
+            *slot = b'0' + (n % 10) as u8;
+            n /= 10;
+            start -= 1;
+            if n == 0 {
+                break;
+            }
+        }
+        self.put(digits.get(start..).unwrap_or_default())
+    }
+}
