@@ -2,9 +2,10 @@
 
 use httparse::Header;
 
+use super::extension::{Extension, header_items, items, valid_list};
 use super::fields::{
-    ListItems, any_has_token, check_complete, extension_name, first_header, is_token, map_httparse,
-    split_list, trim_ows, unique_header, valid_extension_list,
+    any_has_token, check_complete, first_header, is_token, map_httparse, named, trim_ows,
+    unique_header,
 };
 use super::hs;
 use super::key::{accept_key, valid_key};
@@ -80,7 +81,7 @@ pub fn write_request(out: &mut [u8], req: &ClientRequest<'_>) -> Result<usize, E
         w.header(name.as_bytes(), value)?;
     }
     w.put(b"\r\n")?;
-    Ok(w.len)
+    Ok(w.finish())
 }
 
 /// A validated `101 Switching Protocols` response (client side); borrows the head bytes.
@@ -107,7 +108,7 @@ impl<'h, 'b> Response<'h, 'b> {
     /// per extension including its `;` parameters, split on commas outside quoted strings,
     /// trimmed.
     pub fn extensions(&self) -> impl Iterator<Item = &'b str> + use<'h, 'b> {
-        ListItems::new(self.headers, "Sec-WebSocket-Extensions", true)
+        header_items(self.headers)
     }
 
     /// The value of the first header called `name` (ASCII case-insensitive).
@@ -209,28 +210,14 @@ pub(super) fn check_choices<'b>(
         Err(()) => return Err(hs(E::DuplicateHeader)),
     };
 
-    for h in headers {
-        if !h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions") {
-            continue;
-        }
-        if !valid_extension_list(h.value) {
-            return Err(hs(E::InvalidExtension));
-        }
+    if !named(headers, "Sec-WebSocket-Extensions").all(|h| valid_list(h.value)) {
+        return Err(hs(E::InvalidExtension));
     }
     let offered = |name: &str| {
-        let mut rest = offered_extensions.unwrap_or_default();
-        while !rest.is_empty() {
-            let (item, tail) = split_list(rest, true);
-            rest = tail;
-            if extension_name(item).eq_ignore_ascii_case(name) {
-                return true;
-            }
-        }
-        false
+        items(offered_extensions.unwrap_or_default())
+            .any(|item| Extension::parse(item).name.eq_ignore_ascii_case(name))
     };
-    if !ListItems::new(headers, "Sec-WebSocket-Extensions", true)
-        .all(|item| offered(extension_name(item)))
-    {
+    if !header_items(headers).all(|item| offered(Extension::parse(item).name)) {
         return Err(hs(E::UnofferedExtension));
     }
     Ok(protocol)

@@ -56,19 +56,24 @@ pub fn has_token(value: &[u8], token: &str) -> bool {
             .any(|item| trim_ows(item).eq_ignore_ascii_case(token))
 }
 
-/// True when any header called `name` contains `token` in its list.
-pub(super) fn any_has_token(headers: &[Header<'_>], name: &str, token: &str) -> bool {
+/// The header fields called `name` (ASCII case-insensitive), in order.
+pub(super) fn named<'h, 'b, 'n>(
+    headers: &'h [Header<'b>],
+    name: &'n str,
+) -> impl Iterator<Item = &'h Header<'b>> + use<'h, 'b, 'n> {
     headers
         .iter()
-        .any(|h| h.name.eq_ignore_ascii_case(name) && has_token(h.value, token))
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+}
+
+/// True when any header called `name` contains `token` in its list.
+pub(super) fn any_has_token(headers: &[Header<'_>], name: &str, token: &str) -> bool {
+    named(headers, name).any(|h| has_token(h.value, token))
 }
 
 /// The first header called `name` (ASCII case-insensitive).
 pub(super) fn first_header<'b>(headers: &[Header<'b>], name: &str) -> Option<&'b [u8]> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
+    named(headers, name).next().map(|h| h.value)
 }
 
 /// The only header called `name`: `Ok(None)` when absent, `Err(())` when repeated.
@@ -76,7 +81,7 @@ pub(super) fn unique_header<'b>(
     headers: &[Header<'b>],
     name: &str,
 ) -> Result<Option<&'b [u8]>, ()> {
-    let mut matching = headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name));
+    let mut matching = named(headers, name);
     let first = matching.next().map(|h| h.value);
     match matching.next() {
         Some(_) => Err(()),
@@ -101,112 +106,90 @@ pub(super) fn check_complete(status: httparse::Status<usize>, head: &[u8]) -> Re
     }
 }
 
-/// Splits `s` at its first comma, returning the text before it and the text after it (or `s`
-/// and `""` without a comma). With `quotes`, commas inside quoted strings (with backslash
-/// escapes) do not count.
-pub(super) fn split_list(s: &str, quotes: bool) -> (&str, &str) {
-    let mut in_quotes = false;
-    let mut escaped = false;
+/// Where a scan stands relative to RFC 7230 quoted strings (with backslash escapes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    Outside,
+    Inside,
+    Escaped,
+}
+
+impl Quoting {
+    /// The state after byte `b`.
+    const fn after(self, b: u8) -> Self {
+        match (self, b) {
+            (Self::Outside, b'"') | (Self::Escaped, _) => Self::Inside,
+            (Self::Outside, _) | (Self::Inside, b'"') => Self::Outside,
+            (Self::Inside, b'\\') => Self::Escaped,
+            (Self::Inside, _) => Self::Inside,
+        }
+    }
+}
+
+/// Splits `s` at its first `sep` outside quoted strings: the text before it, and the text after
+/// it (`None` without one). `sep` is an ASCII byte other than `"` and `\`.
+pub(super) fn split_unquoted(s: &str, sep: u8) -> (&str, Option<&str>) {
+    let mut state = Quoting::Outside;
     for (i, b) in s.bytes().enumerate() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_quotes = false;
-            }
-        } else if b == b',' {
-            return (
-                s.get(..i).unwrap_or_default(),
-                s.get(i + 1..).unwrap_or_default(),
-            );
-        } else if quotes && b == b'"' {
-            in_quotes = true;
+        if state == Quoting::Outside && b == sep {
+            // `sep` is ASCII, so both sides are on character boundaries.
+            return (s.get(..i).unwrap_or_default(), s.get(i + 1..));
         }
+        state = state.after(b);
     }
-    (s, "")
-}
-
-/// The extension name of one extension offer: the text before the first `;`, trimmed.
-pub(super) fn extension_name(item: &str) -> &str {
-    trim_ows_str(item.split(';').next().unwrap_or_default())
-}
-
-/// Checks a `Sec-WebSocket-Extensions` value: UTF-8, every quoted string closed, and every
-/// non-empty item starting with a token name.
-pub(super) fn valid_extension_list(value: &[u8]) -> bool {
-    let Ok(mut rest) = core::str::from_utf8(value) else {
-        return false;
-    };
-    while !rest.is_empty() {
-        let (item, tail) = split_list(rest, true);
-        rest = tail;
-        let item = trim_ows_str(item);
-        if item.is_empty() {
-            continue;
-        }
-        if !is_token(extension_name(item).as_bytes()) || !quotes_closed(item) {
-            return false;
-        }
-    }
-    true
+    (s, None)
 }
 
 /// True when every quoted string in `s` is closed (and no escape is left dangling).
 pub(super) fn quotes_closed(s: &str) -> bool {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for b in s.bytes() {
-        if escaped {
-            escaped = false;
-        } else if in_quotes && b == b'\\' {
-            escaped = true;
-        } else if b == b'"' {
-            in_quotes = !in_quotes;
-        }
-    }
-    !in_quotes && !escaped
+    s.bytes().fold(Quoting::Outside, Quoting::after) == Quoting::Outside
 }
 
-/// The list items of every header called `name`: split on commas (outside quoted strings when
-/// `quotes`), trimmed, empty items skipped.
+/// The items of one comma-separated list value: split on commas (outside quoted strings when
+/// `quotes`), trimmed of spaces and tabs, empty items skipped.
 #[derive(Debug, Clone)]
-pub(super) struct ListItems<'h, 'b> {
-    headers: core::slice::Iter<'h, Header<'b>>,
-    name: &'static str,
+pub(crate) struct List<'a> {
+    rest: &'a str,
     quotes: bool,
-    rest: &'b str,
 }
 
-impl<'h, 'b> ListItems<'h, 'b> {
-    pub(super) fn new(headers: &'h [Header<'b>], name: &'static str, quotes: bool) -> Self {
+impl<'a> List<'a> {
+    /// The items of `value`.
+    pub(super) const fn new(value: &'a str, quotes: bool) -> Self {
         Self {
-            headers: headers.iter(),
-            name,
+            rest: value,
             quotes,
-            rest: "",
         }
     }
 }
 
-impl<'b> Iterator for ListItems<'_, 'b> {
-    type Item = &'b str;
+impl<'a> Iterator for List<'a> {
+    type Item = &'a str;
 
-    fn next(&mut self) -> Option<&'b str> {
-        loop {
-            if self.rest.is_empty() {
-                let name = self.name;
-                let header = self.headers.find(|h| h.name.eq_ignore_ascii_case(name))?;
-                self.rest = core::str::from_utf8(header.value).unwrap_or_default();
-                continue;
-            }
-            let (item, rest) = split_list(self.rest, self.quotes);
-            self.rest = rest;
+    fn next(&mut self) -> Option<&'a str> {
+        while !self.rest.is_empty() {
+            let (item, rest) = if self.quotes {
+                split_unquoted(self.rest, b',')
+            } else {
+                self.rest
+                    .split_once(',')
+                    .map_or((self.rest, None), |(a, b)| (a, Some(b)))
+            };
+            self.rest = rest.unwrap_or_default();
             let item = trim_ows_str(item);
             if !item.is_empty() {
                 return Some(item);
             }
         }
+        None
     }
+}
+
+/// The values of every header called `name` (ASCII case-insensitive), in order; values that
+/// are not UTF-8 are skipped.
+pub(super) fn values<'h, 'b>(
+    headers: &'h [Header<'b>],
+    name: &'static str,
+) -> impl Iterator<Item = &'b str> + use<'h, 'b> {
+    named(headers, name).filter_map(|h| core::str::from_utf8(h.value).ok())
 }

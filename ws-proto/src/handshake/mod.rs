@@ -15,11 +15,12 @@
 use crate::error::{Error, HandshakeError};
 
 mod client;
+pub(crate) mod extension;
 mod fields;
 mod key;
 mod scan;
 mod server;
-mod write;
+pub(crate) mod write;
 
 pub mod http2;
 

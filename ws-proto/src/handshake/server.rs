@@ -2,9 +2,10 @@
 
 use httparse::Header;
 
+use super::extension::{header_items, valid_list};
 use super::fields::{
-    ListItems, any_has_token, check_complete, first_header, is_token, map_httparse, trim_ows,
-    unique_header, valid_extension_list,
+    List, any_has_token, check_complete, first_header, is_token, map_httparse, trim_ows,
+    unique_header, values,
 };
 use super::hs;
 use super::key::{accept_key, valid_key};
@@ -56,13 +57,13 @@ impl<'h, 'b> Request<'h, 'b> {
     /// The offered subprotocols from every `Sec-WebSocket-Protocol` header, in order: split on
     /// `,`, trimmed, empty items skipped.
     pub fn protocols(&self) -> impl Iterator<Item = &'b str> + use<'h, 'b> {
-        ListItems::new(self.headers, "Sec-WebSocket-Protocol", false)
+        values(self.headers, "Sec-WebSocket-Protocol").flat_map(|v| List::new(v, false))
     }
 
     /// The extension offers from every `Sec-WebSocket-Extensions` header, in order: one item per
     /// offer including its `;` parameters, split on commas outside quoted strings, trimmed.
     pub fn extensions(&self) -> impl Iterator<Item = &'b str> + use<'h, 'b> {
-        ListItems::new(self.headers, "Sec-WebSocket-Extensions", true)
+        header_items(self.headers)
     }
 }
 
@@ -168,8 +169,7 @@ pub(super) fn check_offers<'b>(headers: &[Header<'b>]) -> Result<Option<&'b str>
         {
             return Err(hs(E::MalformedHttp));
         }
-        if h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions") && !valid_extension_list(h.value)
-        {
+        if h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions") && !valid_list(h.value) {
             return Err(hs(E::InvalidExtension));
         }
     }
@@ -222,7 +222,7 @@ pub fn write_accept(out: &mut [u8], key: &[u8], accept: &Accept<'_>) -> Result<u
         w.header(name.as_bytes(), value)?;
     }
     w.put(b"\r\n")?;
-    Ok(w.len)
+    Ok(w.finish())
 }
 
 /// The reason phrase written for `status`.
@@ -286,7 +286,7 @@ pub fn write_reject(
     w.header(b"Connection", b"close")?;
     w.put(b"\r\n")?;
     w.put(body)?;
-    Ok(w.len)
+    Ok(w.finish())
 }
 
 /// The HTTP status a server should answer a failed opening request with.

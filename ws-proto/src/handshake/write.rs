@@ -22,17 +22,26 @@ pub(super) fn check_headers(headers: &[(&str, &[u8])]) -> Result<(), Error> {
 }
 
 /// Appends bytes to a caller buffer, failing with `BufferTooSmall` instead of overrunning it.
-pub(super) struct Writer<'a> {
+///
+/// Shared by the handshake and by permessage-deflate's parameter writing.
+pub(crate) struct Writer<'a> {
     out: &'a mut [u8],
-    pub(super) len: usize,
+    len: usize,
 }
 
 impl<'a> Writer<'a> {
-    pub(super) fn new(out: &'a mut [u8]) -> Self {
+    /// A writer at the start of `out`.
+    pub(crate) fn new(out: &'a mut [u8]) -> Self {
         Self { out, len: 0 }
     }
 
-    pub(super) fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    /// The number of bytes written.
+    pub(crate) fn finish(self) -> usize {
+        self.len
+    }
+
+    /// Appends `bytes`.
+    pub(crate) fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let end = self
             .len
             .checked_add(bytes.len())
@@ -45,14 +54,16 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    pub(super) fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+    /// Appends a header line: `name: value` and CRLF.
+    pub(crate) fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
         self.put(name)?;
         self.put(b": ")?;
         self.put(value)?;
         self.put(b"\r\n")
     }
 
-    pub(super) fn decimal(&mut self, mut n: usize) -> Result<(), Error> {
+    /// Appends `n` in decimal.
+    pub(crate) fn decimal(&mut self, mut n: usize) -> Result<(), Error> {
         let mut digits = [0u8; 20];
         let mut start = digits.len();
         for slot in digits.iter_mut().rev() {
