@@ -138,10 +138,6 @@ pub enum HandshakeError {
     UnofferedExtension,
     /// An extension header could not be parsed or negotiated.
     InvalidExtension,
-    /// The head is larger than `max_header_bytes`.
-    HeadTooLarge,
-    /// More header fields than `max_headers`.
-    TooManyHeaders,
     /// An HTTP/2 (RFC 8441) request whose method is not CONNECT.
     MethodNotConnect,
     /// An HTTP/2 CONNECT request without the `:protocol` pseudo-header field (a plain tunnel

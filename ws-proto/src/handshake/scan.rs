@@ -16,8 +16,6 @@ pub struct HeadScanner {
     matched: u8,
     /// The head length, once found.
     found: Option<usize>,
-    /// Total bytes examined since `new` or `reset` (equal to `pos`; kept for tests).
-    scanned: usize,
 }
 
 impl HeadScanner {
@@ -28,7 +26,6 @@ impl HeadScanner {
             pos: 0,
             matched: 0,
             found: None,
-            scanned: 0,
         }
     }
 
@@ -56,14 +53,12 @@ impl HeadScanner {
                 };
                 if self.matched == 4 {
                     let head_len = self.pos + i + 1;
-                    self.scanned += i + 1;
                     self.pos = head_len;
                     self.matched = 0;
                     self.found = Some(head_len);
                     return Ok(Some(head_len));
                 }
             }
-            self.scanned += new.len();
             self.pos = end;
         }
         if buf.len() > self.max_bytes {
@@ -76,11 +71,5 @@ impl HeadScanner {
     /// Forgets all progress, ready for a new head (the limit is kept).
     pub fn reset(&mut self) {
         *self = Self::new(self.max_bytes);
-    }
-
-    /// Total bytes examined since construction or the last reset.
-    #[cfg(test)]
-    pub(crate) fn scanned(&self) -> usize {
-        self.scanned
     }
 }

@@ -297,8 +297,7 @@ pub fn write_reject(
 pub fn reject_status(err: &Error) -> u16 {
     match err {
         Error::Handshake(HandshakeError::UnsupportedVersion) => 426,
-        Error::LimitExceeded(Limit::HeaderBytes | Limit::HeaderCount)
-        | Error::Handshake(HandshakeError::HeadTooLarge | HandshakeError::TooManyHeaders) => 431,
+        Error::LimitExceeded(Limit::HeaderBytes | Limit::HeaderCount) => 431,
         Error::BufferTooSmall => 500,
         _ => 400,
     }
