@@ -4,12 +4,11 @@ use httparse::Header;
 
 use super::extension::{Extension, header_items, items, valid_list};
 use super::fields::{
-    any_has_token, check_complete, first_header, is_token, map_httparse, named, trim_ows,
-    unique_header,
+    check_parsed, check_upgrade, first_header, is_token, named, trim_ows, unique_header,
 };
 use super::hs;
 use super::key::{accept_key, valid_key};
-use super::write::{Writer, check_headers, is_safe_value};
+use super::write::{Writer, check_tail};
 use crate::error::{Error, HandshakeError};
 
 /// What a client sends in its opening request.
@@ -50,19 +49,17 @@ pub fn write_request(out: &mut [u8], req: &ClientRequest<'_>) -> Result<usize, E
     if !is_visible_ascii(req.path)
         || !is_visible_ascii(req.host)
         || !req.protocols.iter().all(|p| is_token(p.as_bytes()))
-        || req.extensions.is_some_and(|e| !is_safe_value(e.as_bytes()))
     {
         return Err(hs(HandshakeError::MalformedHttp));
     }
-    check_headers(req.extra_headers)?;
+    check_tail(req.extensions, req.extra_headers)?;
 
     let mut w = Writer::new(out);
     w.put(b"GET ")?;
     w.put(req.path.as_bytes())?;
     w.put(b" HTTP/1.1\r\n")?;
     w.header(b"Host", req.host.as_bytes())?;
-    w.header(b"Upgrade", b"websocket")?;
-    w.header(b"Connection", b"Upgrade")?;
+    w.upgrade()?;
     w.header(b"Sec-WebSocket-Key", req.key)?;
     w.header(b"Sec-WebSocket-Version", b"13")?;
     if let Some((first, rest)) = req.protocols.split_first() {
@@ -74,13 +71,7 @@ pub fn write_request(out: &mut [u8], req: &ClientRequest<'_>) -> Result<usize, E
         }
         w.put(b"\r\n")?;
     }
-    if let Some(extensions) = req.extensions.filter(|e| !e.is_empty()) {
-        w.header(b"Sec-WebSocket-Extensions", extensions.as_bytes())?;
-    }
-    for (name, value) in req.extra_headers {
-        w.header(name.as_bytes(), value)?;
-    }
-    w.put(b"\r\n")?;
+    w.tail(req.extensions, req.extra_headers)?;
     Ok(w.finish())
 }
 
@@ -148,8 +139,7 @@ pub fn parse_response<'h, 'b>(
     use HandshakeError as E;
 
     let mut res = httparse::Response::new(headers);
-    let status = res.parse(head).map_err(map_httparse)?;
-    check_complete(status, head)?;
+    check_parsed(res.parse(head), head)?;
     let httparse::Response {
         version,
         code,
@@ -165,13 +155,7 @@ pub fn parse_response<'h, 'b>(
     if version != Some(1) {
         return Err(hs(E::HttpVersion));
     }
-    if !any_has_token(headers, "Upgrade", "websocket") {
-        return Err(hs(E::MissingUpgrade));
-    }
-    if !any_has_token(headers, "Connection", "upgrade") {
-        return Err(hs(E::MissingConnectionUpgrade));
-    }
-
+    check_upgrade(headers)?;
     match unique_header(headers, "Sec-WebSocket-Accept") {
         Ok(Some(accept)) if trim_ows(accept) == accept_key(key) => {}
         _ => return Err(hs(E::InvalidAccept)),
@@ -198,17 +182,15 @@ pub(super) fn check_choices<'b>(
 ) -> Result<Option<&'b str>, Error> {
     use HandshakeError as E;
 
-    let protocol = match unique_header(headers, "Sec-WebSocket-Protocol") {
-        Ok(None) => None,
-        Ok(Some(p)) => {
-            let p = trim_ows(p);
-            if !offered_protocols.iter().any(|o| o.as_bytes() == p) {
-                return Err(hs(E::UnofferedProtocol));
-            }
-            Some(core::str::from_utf8(p).map_err(|_| hs(E::UnofferedProtocol))?)
-        }
-        Err(()) => return Err(hs(E::DuplicateHeader)),
-    };
+    let protocol = unique_header(headers, "Sec-WebSocket-Protocol")
+        .map_err(|()| hs(E::DuplicateHeader))?
+        .map(|p| {
+            core::str::from_utf8(trim_ows(p))
+                .ok()
+                .filter(|p| offered_protocols.contains(p))
+                .ok_or(hs(E::UnofferedProtocol))
+        })
+        .transpose()?;
 
     if !named(headers, "Sec-WebSocket-Extensions").all(|h| valid_list(h.value)) {
         return Err(hs(E::InvalidExtension));

@@ -67,7 +67,7 @@ pub(super) fn named<'h, 'b, 'n>(
 }
 
 /// True when any header called `name` contains `token` in its list.
-pub(super) fn any_has_token(headers: &[Header<'_>], name: &str, token: &str) -> bool {
+fn any_has_token(headers: &[Header<'_>], name: &str, token: &str) -> bool {
     named(headers, name).any(|h| has_token(h.value, token))
 }
 
@@ -89,21 +89,32 @@ pub(super) fn unique_header<'b>(
     }
 }
 
-/// Maps an `httparse` failure onto this crate's errors.
-pub(super) fn map_httparse(e: httparse::Error) -> Error {
-    match e {
-        httparse::Error::TooManyHeaders => Error::LimitExceeded(Limit::HeaderCount),
-        httparse::Error::Version => hs(HandshakeError::HttpVersion),
-        _ => hs(HandshakeError::MalformedHttp),
+/// Checks an `httparse` result: the whole of `head` parsed (`MalformedHttp` otherwise), or its
+/// failure mapped onto this crate's errors.
+pub(super) fn check_parsed(result: httparse::Result<usize>, head: &[u8]) -> Result<(), Error> {
+    match result {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => Ok(()),
+        Err(httparse::Error::TooManyHeaders) => Err(Error::LimitExceeded(Limit::HeaderCount)),
+        Err(httparse::Error::Version) => Err(hs(HandshakeError::HttpVersion)),
+        Ok(_) | Err(_) => Err(hs(HandshakeError::MalformedHttp)),
     }
 }
 
-/// Checks that `status` says the whole of `head` was parsed.
-pub(super) fn check_complete(status: httparse::Status<usize>, head: &[u8]) -> Result<(), Error> {
-    match status {
-        httparse::Status::Complete(n) if n == head.len() => Ok(()),
-        _ => Err(hs(HandshakeError::MalformedHttp)),
+/// Checks that `Upgrade` lists `websocket` (`MissingUpgrade`) and `Connection` lists `upgrade`
+/// (`MissingConnectionUpgrade`), as both opening messages must.
+pub(super) fn check_upgrade(headers: &[Header<'_>]) -> Result<(), Error> {
+    if !any_has_token(headers, "Upgrade", "websocket") {
+        Err(hs(HandshakeError::MissingUpgrade))
+    } else if !any_has_token(headers, "Connection", "upgrade") {
+        Err(hs(HandshakeError::MissingConnectionUpgrade))
+    } else {
+        Ok(())
     }
+}
+
+/// A header value trimmed of spaces and tabs, as UTF-8 (`MalformedHttp` otherwise).
+pub(super) fn text(value: &[u8]) -> Result<&str, Error> {
+    core::str::from_utf8(trim_ows(value)).map_err(|_| hs(HandshakeError::MalformedHttp))
 }
 
 /// Where a scan stands relative to RFC 7230 quoted strings (with backslash escapes).

@@ -52,11 +52,8 @@ impl HeadScanner {
                     _ => 0,
                 };
                 if self.matched == 4 {
-                    let head_len = self.pos + i + 1;
-                    self.pos = head_len;
-                    self.matched = 0;
-                    self.found = Some(head_len);
-                    return Ok(Some(head_len));
+                    self.found = Some(self.pos + i + 1);
+                    return Ok(self.found);
                 }
             }
             self.pos = end;

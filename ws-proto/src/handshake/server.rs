@@ -4,12 +4,12 @@ use httparse::Header;
 
 use super::extension::{header_items, valid_list};
 use super::fields::{
-    List, any_has_token, check_complete, first_header, is_token, map_httparse, trim_ows,
-    unique_header, values,
+    List, check_parsed, check_upgrade, first_header, is_token, text, trim_ows, unique_header,
+    values,
 };
 use super::hs;
 use super::key::{accept_key, valid_key};
-use super::write::{Writer, check_headers, is_safe_value};
+use super::write::{Writer, check_headers, check_tail};
 use crate::error::{Error, HandshakeError, Limit};
 
 /// A parsed and validated client opening request (server side); borrows the head bytes.
@@ -70,8 +70,8 @@ impl<'h, 'b> Request<'h, 'b> {
 /// Parses and validates a client opening request head.
 ///
 /// `head` must be exactly the bytes up to and including the `"\r\n\r\n"` terminator (as found
-/// by [`HeadScanner`](super::HeadScanner)); trailing bytes are refused as `MalformedHttp`. `headers` receives the
-/// header fields; when it is too small the result is
+/// by [`HeadScanner`](super::HeadScanner)); trailing bytes are refused as `MalformedHttp`.
+/// `headers` receives the header fields; when it is too small the result is
 /// `Error::LimitExceeded(Limit::HeaderCount)`.
 ///
 /// Checks, in order (each failure with its [`HandshakeError`]):
@@ -90,8 +90,7 @@ pub fn parse_request<'h, 'b>(
     use HandshakeError as E;
 
     let mut req = httparse::Request::new(headers);
-    let status = req.parse(head).map_err(map_httparse)?;
-    check_complete(status, head)?;
+    check_parsed(req.parse(head), head)?;
     let httparse::Request {
         method,
         path,
@@ -111,24 +110,15 @@ pub fn parse_request<'h, 'b>(
     let host = unique_header(headers, "Host")
         .map_err(|()| hs(E::DuplicateHeader))?
         .ok_or(hs(E::MissingHost))?;
-    let host = core::str::from_utf8(trim_ows(host)).map_err(|_| hs(E::MalformedHttp))?;
-
-    if !any_has_token(headers, "Upgrade", "websocket") {
-        return Err(hs(E::MissingUpgrade));
-    }
-    if !any_has_token(headers, "Connection", "upgrade") {
-        return Err(hs(E::MissingConnectionUpgrade));
-    }
-
+    let host = text(host)?;
+    check_upgrade(headers)?;
     check_version(headers)?;
-
-    let key = match unique_header(headers, "Sec-WebSocket-Key") {
-        Ok(Some(k)) => trim_ows(k),
-        _ => return Err(hs(E::InvalidKey)),
-    };
-    if !valid_key(key) {
-        return Err(hs(E::InvalidKey));
-    }
+    let key = unique_header(headers, "Sec-WebSocket-Key")
+        .ok()
+        .flatten()
+        .map(trim_ows)
+        .filter(|k| valid_key(k))
+        .ok_or(hs(E::InvalidKey))?;
 
     let origin = check_offers(headers)?;
 
@@ -158,7 +148,7 @@ pub(super) fn check_offers<'b>(headers: &[Header<'b>]) -> Result<Option<&'b str>
     use HandshakeError as E;
 
     let origin = match unique_header(headers, "Origin") {
-        Ok(Some(o)) => Some(core::str::from_utf8(trim_ows(o)).map_err(|_| hs(E::MalformedHttp))?),
+        Ok(Some(o)) => Some(text(o)?),
         Ok(None) => None,
         Err(()) => return Err(hs(E::DuplicateHeader)),
     };
@@ -198,30 +188,19 @@ pub struct Accept<'a> {
 /// response is written); `Error::BufferTooSmall` when `out` is too short. On error the contents
 /// of `out` are unspecified.
 pub fn write_accept(out: &mut [u8], key: &[u8], accept: &Accept<'_>) -> Result<usize, Error> {
-    if accept.protocol.is_some_and(|p| !is_token(p.as_bytes()))
-        || accept
-            .extensions
-            .is_some_and(|e| !is_safe_value(e.as_bytes()))
-    {
+    if accept.protocol.is_some_and(|p| !is_token(p.as_bytes())) {
         return Err(hs(HandshakeError::MalformedHttp));
     }
-    check_headers(accept.extra_headers)?;
+    check_tail(accept.extensions, accept.extra_headers)?;
 
     let mut w = Writer::new(out);
     w.put(b"HTTP/1.1 101 Switching Protocols\r\n")?;
-    w.header(b"Upgrade", b"websocket")?;
-    w.header(b"Connection", b"Upgrade")?;
+    w.upgrade()?;
     w.header(b"Sec-WebSocket-Accept", &accept_key(key))?;
     if let Some(protocol) = accept.protocol {
         w.header(b"Sec-WebSocket-Protocol", protocol.as_bytes())?;
     }
-    if let Some(extensions) = accept.extensions.filter(|e| !e.is_empty()) {
-        w.header(b"Sec-WebSocket-Extensions", extensions.as_bytes())?;
-    }
-    for (name, value) in accept.extra_headers {
-        w.header(name.as_bytes(), value)?;
-    }
-    w.put(b"\r\n")?;
+    w.tail(accept.extensions, accept.extra_headers)?;
     Ok(w.finish())
 }
 

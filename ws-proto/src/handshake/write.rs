@@ -21,6 +21,18 @@ pub(super) fn check_headers(headers: &[(&str, &[u8])]) -> Result<(), Error> {
     }
 }
 
+/// Checks what both opening heads end with: the `Sec-WebSocket-Extensions` value and the
+/// caller's further header fields (`MalformedHttp`).
+pub(super) fn check_tail(
+    extensions: Option<&str>,
+    extra_headers: &[(&str, &[u8])],
+) -> Result<(), Error> {
+    if extensions.is_some_and(|e| !is_safe_value(e.as_bytes())) {
+        return Err(hs(HandshakeError::MalformedHttp));
+    }
+    check_headers(extra_headers)
+}
+
 /// Appends bytes to a caller buffer, failing with `BufferTooSmall` instead of overrunning it.
 ///
 /// Shared by the handshake and by permessage-deflate's parameter writing.
@@ -59,6 +71,28 @@ impl<'a> Writer<'a> {
         self.put(name)?;
         self.put(b": ")?;
         self.put(value)?;
+        self.put(b"\r\n")
+    }
+
+    /// Appends `Upgrade: websocket` and `Connection: Upgrade`.
+    pub(super) fn upgrade(&mut self) -> Result<(), Error> {
+        self.header(b"Upgrade", b"websocket")?;
+        self.header(b"Connection", b"Upgrade")
+    }
+
+    /// Ends an opening head: `Sec-WebSocket-Extensions` (unless `None` or empty), the further
+    /// header fields in order, and the blank line. Both were checked by [`check_tail`].
+    pub(super) fn tail(
+        &mut self,
+        extensions: Option<&str>,
+        extra_headers: &[(&str, &[u8])],
+    ) -> Result<(), Error> {
+        if let Some(extensions) = extensions.filter(|e| !e.is_empty()) {
+            self.header(b"Sec-WebSocket-Extensions", extensions.as_bytes())?;
+        }
+        for (name, value) in extra_headers {
+            self.header(name.as_bytes(), value)?;
+        }
         self.put(b"\r\n")
     }
 
