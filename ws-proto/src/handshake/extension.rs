@@ -20,7 +20,7 @@ use super::fields::{List, is_token, quotes_closed, split_unquoted, trim_ows_str,
 
 /// The items of one `Sec-WebSocket-Extensions` value, in order: one per extension, with its
 /// parameters; split on commas outside quoted strings, trimmed, empty items skipped.
-pub(crate) const fn items(value: &str) -> List<'_> {
+pub(super) const fn items(value: &str) -> List<'_> {
     List::new(value, true)
 }
 

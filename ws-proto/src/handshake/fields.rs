@@ -7,7 +7,7 @@ use super::hs;
 use crate::error::{Error, HandshakeError, Limit};
 
 /// Optional whitespace (RFC 7230 `OWS`).
-pub(super) const fn is_ows(b: u8) -> bool {
+const fn is_ows(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
@@ -34,7 +34,7 @@ pub(super) fn trim_ows_str(s: &str) -> &str {
 }
 
 /// An RFC 7230 `tchar`.
-pub(super) const fn is_tchar(b: u8) -> bool {
+const fn is_tchar(b: u8) -> bool {
     matches!(b,
         b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9'
         | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+'
@@ -159,7 +159,7 @@ pub(super) fn quotes_closed(s: &str) -> bool {
 /// The items of one comma-separated list value: split on commas (outside quoted strings when
 /// `quotes`), trimmed of spaces and tabs, empty items skipped.
 #[derive(Debug, Clone)]
-pub(crate) struct List<'a> {
+pub(super) struct List<'a> {
     rest: &'a str,
     quotes: bool,
 }

@@ -67,7 +67,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends a header line: `name: value` and CRLF.
-    pub(crate) fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+    pub(super) fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
         self.put(name)?;
         self.put(b": ")?;
         self.put(value)?;
