@@ -10,9 +10,9 @@
 //! with spaces and tabs allowed around the separators. Nothing here allocates: names and values
 //! are slices of the input.
 //!
-//! The handshake checks only what every extension shares (closed quoted strings, token names,
-//! see [`valid_list`]); what the parameters mean, and so whether they are well-formed, is the
-//! negotiating extension's business ([`Extension::params`]).
+//! The handshake checks only what every extension shares (closed quoted strings, token names:
+//! [`valid_list`]). Parameters are checked against the grammar, and given their meaning, by the
+//! extension that negotiates them, through [`Extension::params`].
 
 use httparse::Header;
 
