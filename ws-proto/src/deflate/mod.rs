@@ -5,6 +5,8 @@
 //! which can honour a compressor window smaller than 15 bits.
 
 use crate::error::{Error, HandshakeError};
+use crate::handshake::extension::{Extension, Param, Params};
+use crate::handshake::write::Writer;
 
 /// The extension token.
 pub const EXTENSION: &str = "permessage-deflate";
@@ -121,9 +123,9 @@ pub struct Negotiated {
     pub level: u8,
 }
 
-/// One parsed extension offer or response: the parameters of `permessage-deflate`.
+/// The parameters of one `permessage-deflate` offer or response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Params {
+struct Parsed {
     server_no_context_takeover: bool,
     client_no_context_takeover: bool,
     /// `Some(None)`: present without a value.
@@ -131,53 +133,27 @@ struct Params {
     client_max_window_bits: Option<Option<u8>>,
 }
 
-/// Splits `name; p1; p2=v` into the name and the parameter part.
-fn split_name(item: &str) -> (&str, &str) {
-    match item.find(';') {
-        // A `;` with nothing after it is malformed: keep it visible to the parameter parser.
-        Some(i) if item[i + 1..].trim().is_empty() => (item[..i].trim(), ";"),
-        Some(i) => (item[..i].trim(), &item[i + 1..]),
-        None => (item.trim(), ""),
-    }
-}
-
+/// A window-bits value: absent, or 8-15 written with one or two digits (quoted or not).
 fn parse_bits(v: Option<&str>) -> Result<Option<u8>, ()> {
-    match v {
-        None => Ok(None),
-        Some(v) => {
-            let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(v);
-            if v.is_empty() || v.len() > 2 || !v.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(());
-            }
-            match v.parse::<u8>() {
-                Ok(b @ 8..=15) => Ok(Some(b)),
-                _ => Err(()),
-            }
-        }
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    if v.is_empty() || v.len() > 2 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    match v.parse::<u8>() {
+        Ok(b @ 8..=15) => Ok(Some(b)),
+        _ => Err(()),
     }
 }
 
-/// Parses the parameters of one `permessage-deflate` item; errors on unknown, duplicate or
-/// malformed parameters.
-fn parse_params(params: &str) -> Result<Params, ()> {
-    let mut p = Params::default();
-    if params.is_empty() {
-        return Ok(p);
-    }
-    for raw in params.split(';') {
-        let raw = raw.trim();
-        if raw.is_empty() {
-            return Err(());
-        }
-        let (name, value) = match raw.find('=') {
-            Some(i) => (raw[..i].trim(), Some(raw[i + 1..].trim())),
-            None => (raw, None),
-        };
-        match param(name) {
+/// Gives the parameters of one `permessage-deflate` item their meaning; errors on unknown,
+/// duplicate or malformed parameters.
+fn parse_params(params: Params<'_>) -> Result<Parsed, ()> {
+    let mut p = Parsed::default();
+    for param in params {
+        let Param { name, value } = param.map_err(|_| ())?;
+        match kind(name) {
             N::ServerNoContext if value.is_none() && !p.server_no_context_takeover => {
                 p.server_no_context_takeover = true
             }
@@ -207,7 +183,7 @@ enum N {
 }
 
 /// Which parameter `name` is (case-insensitive).
-fn param(name: &str) -> N {
+fn kind(name: &str) -> N {
     let eq = |s: &str| name.eq_ignore_ascii_case(s);
     if eq("server_no_context_takeover") {
         N::ServerNoContext
@@ -230,7 +206,7 @@ pub fn negotiate_server<'a>(
     config: &DeflateConfig,
 ) -> Option<Negotiated> {
     for item in offers {
-        let (name, params) = split_name(item);
+        let Extension { name, params } = Extension::parse(item);
         if !name.eq_ignore_ascii_case(EXTENSION) {
             continue;
         }
@@ -268,78 +244,61 @@ pub fn negotiate_server<'a>(
     None
 }
 
-/// A small writer into a byte slice.
-struct Out<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl Out<'_> {
-    fn put(&mut self, s: &str) -> Result<(), Error> {
-        self.put_bytes(s.as_bytes())
-    }
-
-    fn put_bytes(&mut self, b: &[u8]) -> Result<(), Error> {
-        let end = self.len + b.len();
-        self.buf
-            .get_mut(self.len..end)
-            .ok_or(Error::BufferTooSmall)?
-            .copy_from_slice(b);
-        self.len = end;
-        Ok(())
-    }
-
-    /// `name` followed by window bits (8-15, so one or two digits).
-    fn bits(&mut self, name: &str, b: u8) -> Result<(), Error> {
-        self.put(name)?;
-        if b >= 10 {
-            self.put_bytes(&[b'0' + b / 10])?;
-        }
-        self.put_bytes(&[b'0' + b % 10])
-    }
+/// Writes `name` followed by window bits.
+fn put_bits(w: &mut Writer<'_>, name: &[u8], bits: u8) -> Result<(), Error> {
+    w.put(name)?;
+    w.decimal(usize::from(bits))
 }
 
 /// Server side: writes the `Sec-WebSocket-Extensions` value answering an accepted offer.
 pub fn write_response(n: &Negotiated, out: &mut [u8]) -> Result<usize, Error> {
-    let mut o = Out { buf: out, len: 0 };
-    o.put(EXTENSION)?;
+    let mut w = Writer::new(out);
+    w.put(EXTENSION.as_bytes())?;
     if n.server_no_context_takeover {
-        o.put("; server_no_context_takeover")?;
+        w.put(b"; server_no_context_takeover")?;
     }
     if n.client_no_context_takeover {
-        o.put("; client_no_context_takeover")?;
+        w.put(b"; client_no_context_takeover")?;
     }
     if n.server_max_window_bits < 15 {
-        o.bits("; server_max_window_bits=", n.server_max_window_bits)?;
+        put_bits(
+            &mut w,
+            b"; server_max_window_bits=",
+            n.server_max_window_bits,
+        )?;
     }
     if n.client_max_window_bits < 15 {
-        o.bits("; client_max_window_bits=", n.client_max_window_bits)?;
+        put_bits(
+            &mut w,
+            b"; client_max_window_bits=",
+            n.client_max_window_bits,
+        )?;
     }
-    Ok(o.len)
+    Ok(w.finish())
 }
 
 /// Client side: writes the offer (`Sec-WebSocket-Extensions` value).
 pub fn write_offer(config: &DeflateConfig, out: &mut [u8]) -> Result<usize, Error> {
-    let mut o = Out { buf: out, len: 0 };
-    o.put(EXTENSION)?;
+    let mut w = Writer::new(out);
+    w.put(EXTENSION.as_bytes())?;
     if config.no_context_takeover {
-        o.put("; server_no_context_takeover; client_no_context_takeover")?;
+        w.put(b"; server_no_context_takeover; client_no_context_takeover")?;
     }
     if config.max_window_bits < 15 {
-        o.bits("; server_max_window_bits=", config.max_window_bits)?;
+        put_bits(&mut w, b"; server_max_window_bits=", config.max_window_bits)?;
     }
     if config.accept_max_window_bits {
-        o.put("; client_max_window_bits")?;
+        w.put(b"; client_max_window_bits")?;
     }
     if !config.no_context_takeover && config.accept_no_context_takeover {
         // A second, less preferred offer: servers that want the client to reset its context
         // per message can pick this one (RFC 7692 section 5: offers in preference order).
-        o.put(", permessage-deflate; client_no_context_takeover")?;
+        w.put(b", permessage-deflate; client_no_context_takeover")?;
         if config.accept_max_window_bits {
-            o.put("; client_max_window_bits")?;
+            w.put(b"; client_max_window_bits")?;
         }
     }
-    Ok(o.len)
+    Ok(w.finish())
 }
 
 /// Client side: checks the server's answer (the items of its `Sec-WebSocket-Extensions`)
@@ -351,7 +310,7 @@ pub fn negotiate_client<'a>(
     let bad = Error::Handshake(HandshakeError::InvalidExtension);
     let mut found = None;
     for item in response {
-        let (name, params) = split_name(item);
+        let Extension { name, params } = Extension::parse(item);
         if !name.eq_ignore_ascii_case(EXTENSION) {
             return Err(Error::Handshake(HandshakeError::UnofferedExtension));
         }
@@ -397,108 +356,4 @@ pub use codec::{Deflater, Inflater};
 mod codec;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::vec::Vec;
-
-    fn items(s: &str) -> Vec<&str> {
-        s.split(',').map(str::trim).collect()
-    }
-
-    #[test]
-    fn server_picks_first_acceptable_offer() {
-        let c = DeflateConfig::DEFAULT;
-        let n = negotiate_server(
-            items("x-foo, permessage-deflate; client_max_window_bits"),
-            &c,
-        )
-        .unwrap();
-        assert_eq!(
-            (n.server_max_window_bits, n.client_max_window_bits),
-            (15, 15)
-        );
-        assert!(!n.server_no_context_takeover);
-        let n = negotiate_server(
-            items("permessage-deflate; server_max_window_bits=7, permessage-deflate; server_no_context_takeover; server_max_window_bits=10"),
-            &c,
-        )
-        .unwrap();
-        assert!(n.server_no_context_takeover);
-        assert_eq!(n.server_max_window_bits, 10);
-        let mut out = [0u8; 128];
-        let len = write_response(&n, &mut out).unwrap();
-        assert_eq!(
-            &out[..len],
-            b"permessage-deflate; server_no_context_takeover; server_max_window_bits=10"
-        );
-        for bad in [
-            "permessage-deflate; foo",
-            "permessage-deflate; server_max_window_bits",
-            "permessage-deflate; server_max_window_bits=16",
-            "permessage-deflate; client_max_window_bits=08x",
-            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
-            "permessage-deflate; client_max_window_bits; client_max_window_bits=9",
-            "permessage-deflate; server_no_context_takeover=1",
-            "permessage-deflate;",
-        ] {
-            assert_eq!(negotiate_server([bad], &c), None, "{bad}");
-        }
-        let strict = DeflateConfig {
-            accept_no_context_takeover: false,
-            ..c
-        };
-        assert_eq!(
-            negotiate_server(["permessage-deflate; server_no_context_takeover"], &strict),
-            None
-        );
-        let n = negotiate_server(["permessage-deflate; client_max_window_bits=\"9\""], &c).unwrap();
-        assert_eq!(n.client_max_window_bits, 9);
-        let len = write_response(&n, &mut out).unwrap();
-        assert_eq!(&out[..len], b"permessage-deflate; client_max_window_bits=9");
-        let lean = negotiate_server(["permessage-deflate"], &DeflateConfig::LEAN).unwrap();
-        assert!(lean.server_no_context_takeover && lean.client_no_context_takeover);
-    }
-
-    #[test]
-    fn client_checks_response() {
-        let c = DeflateConfig::DEFAULT;
-        let mut out = [0u8; 128];
-        let len = write_offer(&c, &mut out).unwrap();
-        assert_eq!(
-            &out[..len],
-            &b"permessage-deflate; client_max_window_bits, \
-               permessage-deflate; client_no_context_takeover; client_max_window_bits"[..]
-        );
-        assert_eq!(negotiate_client([], &c), Ok(None));
-        let n = negotiate_client(
-            ["permessage-deflate; server_no_context_takeover; client_max_window_bits=9"],
-            &c,
-        )
-        .unwrap()
-        .unwrap();
-        assert!(n.server_no_context_takeover);
-        assert_eq!(n.client_max_window_bits, 9);
-        let bad = Err(Error::Handshake(HandshakeError::InvalidExtension));
-        assert_eq!(
-            negotiate_client(["permessage-deflate; client_max_window_bits"], &c),
-            bad
-        );
-        assert_eq!(negotiate_client(["permessage-deflate; foo=1"], &c), bad);
-        assert_eq!(
-            negotiate_client(["permessage-deflate", "permessage-deflate"], &c),
-            bad
-        );
-        assert_eq!(
-            negotiate_client(["x-other"], &c),
-            Err(Error::Handshake(HandshakeError::UnofferedExtension))
-        );
-        let no_bits = DeflateConfig {
-            accept_max_window_bits: false,
-            ..c
-        };
-        assert_eq!(
-            negotiate_client(["permessage-deflate; client_max_window_bits=10"], &no_bits),
-            bad
-        );
-    }
-}
+mod tests;
