@@ -29,6 +29,7 @@ usage: cargo run --release -p conformance -- [OPTIONS]
   --expected FILE     expectations file (default conformance/expected-results.json)
   --update-expected   rewrite the expectations file from this run's results
   --no-deflate        testees without permessage-deflate: a quick run of 1.x-10.x only
+  --split             the server testee echoes through split read and write halves
                       (by default they negotiate it with ws-tokio's settings and all 517
                       cases run, 12.x/13.x included)
   --timeout SECS      time limit for each role's kosoku run (default 1800, 100 with --no-deflate)
@@ -40,6 +41,7 @@ struct Args {
     expected: Option<PathBuf>,
     update_expected: bool,
     deflate: bool,
+    split: bool,
     timeout: Duration,
 }
 
@@ -49,6 +51,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     let mut expected = None;
     let mut update_expected = false;
     let mut deflate = true;
+    let mut split = false;
     let mut timeout = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -77,6 +80,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--update-expected" => update_expected = true,
             "--deflate" => deflate = true,
             "--no-deflate" => deflate = false,
+            "--split" => split = true,
             "--timeout" => {
                 let v = value()?;
                 let secs: u64 = v
@@ -102,6 +106,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         expected,
         update_expected,
         deflate,
+        split,
         timeout: timeout.unwrap_or(Duration::from_secs(if deflate { 1800 } else { 100 })),
     }))
 }
@@ -179,7 +184,11 @@ async fn run_server_role(run: &mut RoleRun, exe: &Path, args: &Args) {
             return;
         }
     };
-    let server = tokio::spawn(testee::serve(listener, testee::testee_config(args.deflate)));
+    let server = tokio::spawn(testee::serve(
+        listener,
+        testee::testee_config(args.deflate),
+        args.split,
+    ));
     let kosoku_args =
         kosoku::fuzzingclient_args(&addr.to_string(), patterns, PARALLELISM, &run.dir);
     println!("server role: echo server on ws://{addr}, kosoku fuzzingclient -p {PARALLELISM}");

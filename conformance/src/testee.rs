@@ -11,15 +11,18 @@ use ws_tokio::{Config, Message, WebSocket};
 /// would count as unexpected traffic. With `deflate`, permessage-deflate keeps `ws-tokio`'s
 /// default settings (offered by the client, accepted by the server); without, it is disabled.
 pub fn testee_config(deflate: bool) -> Config {
-    let mut config = Config::default();
-    config.limits.max_frame_size = 64 << 20;
-    config.limits.max_message_size = 64 << 20;
-    config.limits.max_fragments = 1_000_000;
-    config.ping_interval = None;
-    if !deflate {
-        config.compression = None;
+    let limits = ws_tokio::Limits::default()
+        .with_max_frame_size(64 << 20)
+        .with_max_message_size(64 << 20)
+        .with_max_fragments(1_000_000);
+    let config = Config::default()
+        .with_limits(limits)
+        .with_ping_interval(None);
+    if deflate {
+        config
+    } else {
+        config.with_compression(None)
     }
-    config
 }
 
 /// Echoes every text and binary message until the connection ends; returns how many
@@ -41,8 +44,51 @@ where
     Ok(echoed)
 }
 
-/// Accepts connections on `listener` forever, echoing on each one in its own task.
-pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<()> {
+/// Echoes like [`echo`] through the halves of [`WebSocket::split`]: the read half in this task,
+/// the write half in a task of its own. Each message is handed over and written before the
+/// next one is read, so the order of echoes and of the testee's own close frame is the same
+/// as without split (the suite judges it).
+pub async fn echo_split<S>(ws: WebSocket<S>) -> Result<u64, ws_tokio::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Echo = (Message, tokio::sync::oneshot::Sender<()>);
+    let (mut tx, mut rx) = ws.split();
+    let (queue, mut queued) = tokio::sync::mpsc::channel::<Echo>(1);
+    let writer = tokio::spawn(async move {
+        while let Some((m, written)) = queued.recv().await {
+            let r = tx.send(m).await;
+            let _ = written.send(());
+            r?;
+        }
+        Ok::<_, ws_tokio::Error>(())
+    });
+    let mut echoed = 0;
+    let mut result = Ok(());
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                let (written, done) = tokio::sync::oneshot::channel();
+                if queue.send((m, written)).await.is_err() || done.await.is_err() {
+                    break;
+                }
+                echoed += 1;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    drop(queue);
+    let _ = writer.await;
+    result.map(|()| echoed)
+}
+
+/// Accepts connections on `listener` forever, echoing on each one in its own task (through
+/// split halves with `split`).
+pub async fn serve(listener: TcpListener, config: Config, split: bool) -> std::io::Result<()> {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -55,7 +101,11 @@ pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<()>
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             if let Ok(mut ws) = ws_tokio::accept_with_config(stream, config).await {
-                let _ = echo(&mut ws).await;
+                if split {
+                    let _ = echo_split(ws).await;
+                } else {
+                    let _ = echo(&mut ws).await;
+                }
             }
         });
     }
