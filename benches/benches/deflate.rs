@@ -62,13 +62,10 @@ fn text(len: usize) -> Vec<u8> {
 fn pair() -> (Connection, Connection) {
     let params = deflate::negotiate_server(["permessage-deflate"], &DeflateConfig::DEFAULT)
         .expect("negotiated");
-    let cfg = Config {
-        ping_interval: None,
-        ..Config::DEFAULT
-    };
-    let mut server = Connection::server(cfg).expect("server");
+    let cfg = Config::DEFAULT.with_ping_interval(None);
+    let mut server = Connection::server(cfg, 0).expect("server");
     server.set_deflate(params);
-    let mut client = Connection::client(cfg, 42).expect("client");
+    let mut client = Connection::client(cfg, 42, 0).expect("client");
     client.set_deflate(params);
     (server, client)
 }
@@ -102,7 +99,7 @@ fn bench(c: &mut Criterion) {
                     let mut pos = 0;
                     let mut got = 0;
                     while pos < wire.len() {
-                        let (used, ev) = client.receive(&mut wire[pos..]).expect("receive");
+                        let (used, ev) = client.receive(0, &mut wire[pos..]).expect("receive");
                         pos += used;
                         if let Some(Event::Data { payload, .. }) = ev {
                             got += payload.len();

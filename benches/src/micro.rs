@@ -132,7 +132,7 @@ pub fn masked_frame(len: usize) -> Vec<u8> {
 
 /// A server connection with default settings.
 pub fn server_connection() -> Connection {
-    Connection::server(Config::default()).unwrap_or_else(|e| panic!("server connection: {e:?}"))
+    Connection::server(Config::default(), 0).unwrap_or_else(|e| panic!("server connection: {e:?}"))
 }
 
 /// Feeds `input` (whole frames) to `conn` until it is consumed; returns the payload bytes
@@ -141,7 +141,7 @@ pub fn receive_all(conn: &mut Connection, input: &mut [u8]) -> usize {
     let mut pos = 0;
     let mut delivered = 0;
     while pos < input.len() {
-        match conn.receive(&mut input[pos..]) {
+        match conn.receive(0, &mut input[pos..]) {
             Ok((n, ev)) => {
                 if let Some(Event::Data { payload, .. }) = ev {
                     delivered += payload.len();

@@ -145,15 +145,12 @@ fn spawn_handler(imp: Impl, tcp: TcpStream) {
 
 /// Our settings for the comparison: defaults, with the timers no peer has turned off.
 pub fn ours_config() -> ws_tokio::Config {
-    let mut c = ws_tokio::Config {
-        ping_interval: None,
-        write_timeout: None,
-        idle_timeout: None,
-        ..ws_tokio::Config::default()
-    };
-    c.limits.max_message_size = MAX_MESSAGE as u64;
-    c.limits.max_frame_size = MAX_FRAME as u64;
-    c
+    ws_tokio::Config::default()
+        .with_ping_interval(None)
+        .with_write_timeout(None)
+        .with_idle_timeout(None)
+        .with_max_message_size(MAX_MESSAGE as u64)
+        .with_max_frame_size(MAX_FRAME as u64)
 }
 
 /// `defaults`: ws-tokio's default settings instead of [`ours_config`]. (The settings are made

@@ -236,7 +236,7 @@ fn main() {
             |f| {
                 let mut pos = 0;
                 while pos < f.len() {
-                    let Ok((n, ev)) = conn.receive(&mut f[pos..]) else {
+                    let Ok((n, ev)) = conn.receive(0, &mut f[pos..]) else {
                         panic!("receive failed");
                     };
                     pos += n;
@@ -255,7 +255,7 @@ fn main() {
             budget,
             || frame.clone(),
             |f| {
-                black_box(asm.receive(&mut conn, f).ok());
+                black_box(asm.receive(&mut conn, 0, f).ok());
             },
         );
         add(
