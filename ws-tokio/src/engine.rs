@@ -17,9 +17,10 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::time::{instant_of, now_ms};
 
-/// Size of the per-thread scratch buffer reads land in: large enough that a 64 KiB message
-/// arrives with one read (64 KiB of payload plus its header do not fit in 64 KiB).
-const SCRATCH: usize = 256 << 10;
+/// Size of the per-thread scratch buffer reads land in: the core's working buffer, large
+/// enough that a 64 KiB message arrives with one read (64 KiB of payload plus its header do
+/// not fit in 64 KiB).
+const SCRATCH: usize = ws_proto::limits::WORKING_BUFFER;
 
 /// Alignment of the start of the scratch buffer. The kernel copies received bytes in with
 /// `rep movsb`, which on some CPUs runs several times slower into a destination that is not
@@ -77,8 +78,11 @@ pub(crate) trait Driver {
     /// Reads from the transport.
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>>;
     /// Moves what the core owes into the write buffer and writes everything out.
-    fn poll_flush(&mut self, conn: &mut Connection, cx: &mut Context<'_>)
-    -> Poll<Result<(), Error>>;
+    fn poll_flush(
+        &mut self,
+        conn: &mut Connection,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>>;
     /// Puts the control frames the core queued in line, behind what is already queued and
     /// ahead of anything sent later, without waiting.
     fn stage(&mut self, conn: &mut Connection, cx: &mut Context<'_>);
@@ -245,7 +249,9 @@ fn poll_open<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) -> St
     if let Some(m) = r.process_leftover() {
         return delivered(rio, r, cx, m);
     }
-    if r.leftover_pos < r.leftover.len() {
+    // More kept bytes, or the kept bytes ended the connection's receiving (a protocol error
+    // fails it): look again, so that a failed connection shuts the transport at once.
+    if r.leftover_pos < r.leftover.len() || !r.conn.state().can_receive() {
         return Step::Again;
     }
     // Before waiting for the peer, write out what is queued: pongs, keepalive pings, and
@@ -337,7 +343,11 @@ fn ready_step<T>(p: Poll<T>) -> Poll<()> {
 
 /// Reads into the per-thread scratch buffer and runs what arrived through the core. Ready
 /// with a message, or `None` when the bytes ran out (or the transport ended or failed).
-fn poll_read<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+fn poll_read<D: Driver>(
+    rio: &mut D,
+    r: &mut Reader,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Message>> {
     SCRATCH_BUF.with(|cell| {
         let mut guard = cell.borrow_mut();
         let off = guard.as_ptr().align_offset(ALIGN);
@@ -422,10 +432,8 @@ impl Writer {
                 (true, true) => break,
                 (false, true) => Pin::new(&mut *io).poll_write(cx, head),
                 (true, false) => Pin::new(&mut *io).poll_write(cx, tail),
-                (false, false) => Pin::new(&mut *io).poll_write_vectored(
-                    cx,
-                    &[io::IoSlice::new(head), io::IoSlice::new(tail)],
-                ),
+                (false, false) => Pin::new(&mut *io)
+                    .poll_write_vectored(cx, &[io::IoSlice::new(head), io::IoSlice::new(tail)]),
             };
             match r {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(Error::PeerVanished)),
@@ -517,7 +525,8 @@ impl Writer {
                 .map_err(Error::from_proto);
         }
         let start = self.buf.len();
-        self.buf.resize(start + self.sender.frame_len(payload.len()), 0);
+        self.buf
+            .resize(start + self.sender.frame_len(payload.len()), 0);
         match self
             .sender
             .encode_frame(opcode, true, &payload, &mut self.buf[start..])
