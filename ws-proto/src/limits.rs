@@ -2,6 +2,12 @@
 
 use crate::error::{Error, Usage};
 
+/// The working buffer size: how much received data is handled at once (an adapter reads up to
+/// this much per call; [`MessageAssembler`](crate::MessageAssembler) reserves at most this
+/// much ahead of the bytes), and the largest buffer kept between messages (a larger one, grown
+/// by a large message, is released).
+pub const WORKING_BUFFER: usize = 256 << 10;
+
 /// Size and count limits, checked as early as possible (declared lengths at header decode).
 ///
 /// ```

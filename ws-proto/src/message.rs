@@ -374,7 +374,7 @@ impl MessageAssembler {
     }
 
     /// The most message buffer [`receive`](Self::receive) reserves at once for a frame.
-    pub const RESERVE_MAX: usize = 256 << 10;
+    pub const RESERVE_MAX: usize = crate::limits::WORKING_BUFFER;
 
     /// Runs received bytes through `conn` at `now` until a message completes or the bytes run
     /// out; returns how many bytes were consumed and the message, if one completed.

@@ -66,14 +66,9 @@ fn handshake() -> (Side, Side) {
     let mut req = [0u8; 512];
     let n = hs::write_request(
         &mut req,
-        &hs::ClientRequest {
-            host: "127.0.0.1:9001",
-            path: "/chat?room=1",
-            key: &key,
-            protocols: &["chat", "superchat"],
-            extensions: None,
-            extra_headers: &[("Origin", b"http://localhost")],
-        },
+        &hs::ClientRequest::new("127.0.0.1:9001", "/chat?room=1", &key)
+            .with_protocols(&["chat", "superchat"])
+            .with_headers(&[("Origin", b"http://localhost")]),
     )
     .unwrap();
     // The server finds the end of the head one byte at a time, scanning each byte once.
@@ -96,11 +91,7 @@ fn handshake() -> (Side, Side) {
     let m = hs::write_accept(
         &mut resp,
         parsed.key(),
-        &hs::Accept {
-            protocol: Some("superchat"),
-            extensions: None,
-            extra_headers: &[],
-        },
+        &hs::Accept::new().with_protocol(Some("superchat")),
     )
     .unwrap();
     let mut headers = [httparse::EMPTY_HEADER; 32];

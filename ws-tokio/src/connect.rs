@@ -42,9 +42,17 @@ impl Url {
         if host.is_empty() || host == "[]" {
             return Err(UrlError::MissingHost);
         }
-        let port = authority
-            .port_u16()
-            .unwrap_or(if tls { 443 } else { 80 });
+        let port = match (&authority.as_str()[host.len()..], authority.port_u16()) {
+            ("", _) => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            (_, Some(p)) => p,
+            (_, None) => return Err(UrlError::Malformed("invalid port".into())),
+        };
         let path = uri
             .path_and_query()
             .map_or("/", |p| p.as_str())

@@ -335,11 +335,10 @@ where
                     .compression
                     .and_then(|dc| ws_proto::deflate::negotiate_server(req.extensions(), &dc));
                 let ext_value = negotiated.as_ref().map(deflate_response).transpose()?;
-                let a = hs::Accept {
-                    protocol: acc.protocol.as_deref(),
-                    extensions: ext_value.as_deref(),
-                    extra_headers: &extra,
-                };
+                let a = hs::Accept::new()
+                    .with_protocol(acc.protocol.as_deref())
+                    .with_extensions(ext_value.as_deref())
+                    .with_headers(&extra);
                 let key = req.key();
                 encode_with(|out| hs::write_accept(out, key, &a))?
             }
@@ -384,14 +383,10 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let protocols: Vec<&str> = request.protocols.iter().map(String::as_str).collect();
     let extra = header_refs(&request.headers);
     let offer = config.compression.as_ref().map(deflate_offer).transpose()?;
-    let req = hs::ClientRequest {
-        host: &request.host,
-        path: &request.path,
-        key: &key,
-        protocols: &protocols,
-        extensions: offer.as_deref(),
-        extra_headers: &extra,
-    };
+    let req = hs::ClientRequest::new(&request.host, &request.path, &key)
+        .with_protocols(&protocols)
+        .with_extensions(offer.as_deref())
+        .with_headers(&extra);
     let bytes = encode_with(|out| hs::write_request(out, &req))?;
     with_timeout(&config, async {
         stream.write_all(&bytes).await?;

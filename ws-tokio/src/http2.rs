@@ -262,12 +262,12 @@ where
         .map_err(|e| Refusal::internal(Error::from_proto(e)))?;
     let headers = header_list(request.headers());
     let uri = request.uri();
-    let pseudo = Pseudo {
-        method: request.method().as_str(),
+    let pseudo = Pseudo::new(
+        request.method().as_str(),
         protocol,
-        authority: uri.authority().map_or("", |a| a.as_str()),
-        path: uri.path_and_query().map_or("", |p| p.as_str()),
-    };
+        uri.authority().map_or("", |a| a.as_str()),
+        uri.path_and_query().map_or("", |p| p.as_str()),
+    );
     let req = rfc8441::parse_request(&pseudo, &headers).map_err(Refusal::invalid)?;
     let answer = callback(&req).map_err(Refusal::rejected)?;
     if let Some(p) = &answer.protocol {

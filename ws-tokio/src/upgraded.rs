@@ -52,7 +52,7 @@ mod tests {
 
     use tokio::io::DuplexStream;
     use ws_proto::deflate::{self, DeflateConfig};
-    use ws_proto::{CloseCode, Limits, Message};
+    use ws_proto::{CloseCode, CloseFrame, Message};
 
     use super::*;
 
@@ -64,11 +64,9 @@ mod tests {
     }
 
     fn config() -> Config {
-        Config {
-            ping_interval: None,
-            close_timeout: Duration::from_secs(2),
-            ..Config::default()
-        }
+        Config::default()
+            .with_ping_interval(None)
+            .with_close_timeout(Duration::from_secs(2))
     }
 
     /// The agreement both ends reach for the default offer.
@@ -111,10 +109,10 @@ mod tests {
         assert_eq!(client.compression_enabled(), deflate.is_some());
         let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let messages = [
-            Message::Text("hello".into()),
-            Message::Text(String::new()),
-            Message::Binary(big),
-            Message::Binary(Vec::new()),
+            Message::text("hello"),
+            Message::text(""),
+            Message::binary(big),
+            Message::binary(Vec::new()),
         ];
         for m in messages {
             // The pipe holds less than the large message: both ends run at once.
@@ -135,13 +133,13 @@ mod tests {
             }
             closes
         });
-        bounded("close", client.close(CloseCode::NORMAL, "done"))
+        bounded("close", client.close(Some(CloseFrame::new(CloseCode::NORMAL, "done"))))
             .await
             .unwrap();
         let closes = bounded("server end", srv).await.unwrap();
         assert_eq!(
             closes,
-            [Message::Close(Some((CloseCode::NORMAL, "done".into())))]
+            [Message::Close(Some(CloseFrame::new(CloseCode::NORMAL, "done")))]
         );
     }
 
@@ -166,25 +164,19 @@ mod tests {
         let mut server =
             WebSocket::from_upgraded_with_buffered(a, Role::Server, config(), None, frame).unwrap();
         let mut client = WebSocket::from_upgraded(b, Role::Client, config(), None).unwrap();
-        bounded("client send", client.send(Message::Text("there".into())))
+        bounded("client send", client.send(Message::text("there")))
             .await
             .unwrap();
         let first = bounded("first", server.recv()).await.unwrap().unwrap();
         let second = bounded("second", server.recv()).await.unwrap().unwrap();
-        assert_eq!(first, Message::Text("hi".into()));
-        assert_eq!(second, Message::Text("there".into()));
+        assert_eq!(first, Message::text("hi"));
+        assert_eq!(second, Message::text("there"));
     }
 
     #[tokio::test]
     async fn invalid_config_is_an_error() {
         let (a, _b) = tokio::io::duplex(64);
-        let bad = Config {
-            limits: Limits {
-                max_frame_size: 0,
-                ..Limits::DEFAULT
-            },
-            ..config()
-        };
+        let bad = config().with_max_frame_size(0);
         let r = WebSocket::from_upgraded(a, Role::Client, bad, None);
         assert!(matches!(r, Err(Error::Usage(_))), "{r:?}");
     }

@@ -8,13 +8,14 @@ use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush, Status};
 use super::Negotiated;
 use crate::conn::Role;
 use crate::error::{Error, Limit, ProtocolError};
+use crate::limits::WORKING_BUFFER;
 
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 
 /// The decompressor of one connection: inflates the peer's messages with an output budget.
 /// Its state is created on first use and, when the peer resets its context per message,
 /// dropped after every message.
-pub struct Inflater {
+pub(crate) struct Inflater {
     /// The peer resets its compression context after each message.
     peer_reset: bool,
     inflate: Option<Box<Inflate>>,
@@ -32,7 +33,7 @@ impl core::fmt::Debug for Inflater {
 
 impl Inflater {
     /// The decompressor for `role` with the agreed parameters.
-    pub fn new(params: &Negotiated, role: Role) -> Inflater {
+    pub(crate) fn new(params: &Negotiated, role: Role) -> Inflater {
         let peer_reset = match role {
             Role::Server => params.client_no_context_takeover,
             Role::Client => params.server_no_context_takeover,
@@ -53,7 +54,7 @@ impl Inflater {
     /// `budget` bytes may come out; more is [`Limit::MessageSize`].
     pub(crate) fn inflate(&mut self, input: &[u8], last: bool, budget: u64) -> Result<(), Error> {
         self.out.clear();
-        if self.out.capacity() > (256 << 10) {
+        if self.out.capacity() > WORKING_BUFFER {
             self.out = Vec::new();
         }
         let inf = self
@@ -130,7 +131,7 @@ impl Inflater {
     /// too) give back the inflate buffer; otherwise keep it unless a large message grew it.
     pub(crate) fn release_idle(&mut self) {
         let cap = self.out.capacity();
-        if cap > 0 && (self.peer_reset() || cap > (256 << 10)) {
+        if cap > 0 && (self.peer_reset() || cap > WORKING_BUFFER) {
             self.out = Vec::new();
         }
     }
@@ -138,7 +139,7 @@ impl Inflater {
 
 /// The compressor of one connection. Its state is created on first use and, without context
 /// takeover on our side, dropped after every message.
-pub struct Deflater {
+pub(crate) struct Deflater {
     /// Our compressor window (8-15; 8 is used as 9, as zlib does).
     bits: u8,
     /// We reset our context after each message.
@@ -161,7 +162,7 @@ impl core::fmt::Debug for Deflater {
 
 impl Deflater {
     /// The compressor for `role` with the agreed parameters.
-    pub fn new(params: &Negotiated, role: Role) -> Deflater {
+    pub(crate) fn new(params: &Negotiated, role: Role) -> Deflater {
         let (bits, reset) = match role {
             Role::Server => (
                 params.server_max_window_bits,
@@ -183,7 +184,7 @@ impl Deflater {
     }
 
     /// Messages shorter than this are sent uncompressed.
-    pub fn min_size(&self) -> usize {
+    pub(crate) fn min_size(&self) -> usize {
         self.min_size
     }
 
@@ -194,7 +195,7 @@ impl Deflater {
     /// After a message was sent: the same for the compression buffer.
     pub(crate) fn release_sent(&mut self) {
         let cap = self.compressed.capacity();
-        if cap > 0 && (self.our_reset() || cap > (256 << 10)) {
+        if cap > 0 && (self.our_reset() || cap > WORKING_BUFFER) {
             self.compressed = Vec::new();
         }
     }

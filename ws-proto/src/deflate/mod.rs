@@ -350,7 +350,7 @@ pub fn negotiate_client<'a>(
 }
 
 #[cfg(feature = "deflate")]
-pub use codec::{Deflater, Inflater};
+pub(crate) use codec::{Deflater, Inflater};
 
 #[cfg(feature = "deflate")]
 mod codec;

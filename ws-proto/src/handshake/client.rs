@@ -12,7 +12,18 @@ use super::write::{Writer, check_tail};
 use crate::error::{Error, HandshakeError};
 
 /// What a client sends in its opening request.
+///
+/// ```
+/// use ws_proto::handshake::{ClientRequest, generate_key, write_request};
+///
+/// let key = generate_key([7; 16]);
+/// let req = ClientRequest::new("example.com", "/chat", &key).with_protocols(&["chat"]);
+/// let mut out = [0u8; 512];
+/// let n = write_request(&mut out, &req).unwrap();
+/// assert!(out[..n].starts_with(b"GET /chat HTTP/1.1\r\n"));
+/// ```
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct ClientRequest<'a> {
     /// The `Host` value (for example `example.com:8080`).
     pub host: &'a str,
@@ -26,6 +37,38 @@ pub struct ClientRequest<'a> {
     pub extensions: Option<&'a str>,
     /// Further header fields, written after the others in order.
     pub extra_headers: &'a [(&'a str, &'a [u8])],
+}
+
+impl<'a> ClientRequest<'a> {
+    /// A request for `path` on `host` with `key`, offering nothing and with no extra headers.
+    pub const fn new(host: &'a str, path: &'a str, key: &'a [u8]) -> Self {
+        ClientRequest {
+            host,
+            path,
+            key,
+            protocols: &[],
+            extensions: None,
+            extra_headers: &[],
+        }
+    }
+
+    /// Offers these subprotocols.
+    pub const fn with_protocols(mut self, protocols: &'a [&'a str]) -> Self {
+        self.protocols = protocols;
+        self
+    }
+
+    /// Offers these extensions (the `Sec-WebSocket-Extensions` value).
+    pub const fn with_extensions(mut self, extensions: Option<&'a str>) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
+    /// Adds these header fields.
+    pub const fn with_headers(mut self, headers: &'a [(&'a str, &'a [u8])]) -> Self {
+        self.extra_headers = headers;
+        self
+    }
 }
 
 /// True for a non-empty string of visible ASCII (no spaces, controls or non-ASCII bytes).

@@ -35,6 +35,7 @@ pub const VERSION: &str = "13";
 
 /// The pseudo-header fields of a request (RFC 9113 section 8.3.1, RFC 8441 section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Pseudo<'b> {
     /// `:method`.
     pub method: &'b str,
@@ -44,6 +45,23 @@ pub struct Pseudo<'b> {
     pub authority: &'b str,
     /// `:path`: the request target, path and query (for example `/chat?room=1`).
     pub path: &'b str,
+}
+
+impl<'b> Pseudo<'b> {
+    /// The pseudo-header fields of a request.
+    pub const fn new(
+        method: &'b str,
+        protocol: Option<&'b str>,
+        authority: &'b str,
+        path: &'b str,
+    ) -> Self {
+        Pseudo {
+            method,
+            protocol,
+            authority,
+            path,
+        }
+    }
 }
 
 /// Parses and validates an extended CONNECT request (server side).

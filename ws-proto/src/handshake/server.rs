@@ -166,8 +166,10 @@ pub(super) fn check_offers<'b>(headers: &[Header<'b>]) -> Result<Option<&'b str>
     Ok(origin)
 }
 
-/// What the server answers when it accepts a request.
+/// What the server answers when it accepts a request: `Accept::new()` and the `with_*`
+/// methods.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct Accept<'a> {
     /// The chosen subprotocol (a token; one of those the client offered).
     pub protocol: Option<&'a str>,
@@ -176,6 +178,35 @@ pub struct Accept<'a> {
     pub extensions: Option<&'a str>,
     /// Further header fields, written after the others in order.
     pub extra_headers: &'a [(&'a str, &'a [u8])],
+}
+
+impl<'a> Accept<'a> {
+    /// Accept with no subprotocol, no extensions and no extra headers.
+    pub const fn new() -> Self {
+        Accept {
+            protocol: None,
+            extensions: None,
+            extra_headers: &[],
+        }
+    }
+
+    /// Chooses this subprotocol.
+    pub const fn with_protocol(mut self, protocol: Option<&'a str>) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Accepts these extensions (the `Sec-WebSocket-Extensions` value).
+    pub const fn with_extensions(mut self, extensions: Option<&'a str>) -> Self {
+        self.extensions = extensions;
+        self
+    }
+
+    /// Adds these header fields.
+    pub const fn with_headers(mut self, headers: &'a [(&'a str, &'a [u8])]) -> Self {
+        self.extra_headers = headers;
+        self
+    }
 }
 
 /// Writes `101 Switching Protocols` accepting the request whose `Sec-WebSocket-Key` is `key`.
