@@ -53,10 +53,7 @@ impl Url {
             (_, Some(p)) => p,
             (_, None) => return Err(UrlError::Malformed("invalid port".into())),
         };
-        let path = uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         let path = if path.starts_with('/') {
             path
         } else {
@@ -169,14 +166,22 @@ pub async fn connect(url: &str) -> Result<WebSocket<MaybeTlsStream>, Error> {
     connect_with_config(url, Config::default()).await
 }
 
+/// Connects with default settings and returns the server's response too, as tokio-tungstenite's
+/// function of this name does.
+pub async fn connect_async(url: &str) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
+    connect_request(url, ClientRequest::default()).await
+}
+
 /// Connects to a URL with the given settings.
 pub async fn connect_with_config(
     url: &str,
     config: Config,
 ) -> Result<WebSocket<MaybeTlsStream>, Error> {
-    Ok(connect_request(url, ClientRequest::default().config(config))
-        .await?
-        .0)
+    Ok(
+        connect_request(url, ClientRequest::default().config(config))
+            .await?
+            .0,
+    )
 }
 
 /// Connects to a URL with a full request (subprotocols, headers, settings, TLS); returns the
@@ -239,7 +244,10 @@ mod tests {
             (true, 443, "/", "example.com")
         );
         let u = Url::parse("WSS://example.com:8443/a").unwrap();
-        assert_eq!((u.tls, u.host_header().as_str()), (true, "example.com:8443"));
+        assert_eq!(
+            (u.tls, u.host_header().as_str()),
+            (true, "example.com:8443")
+        );
         let u = Url::parse("ws://[::1]:80?q").unwrap();
         assert_eq!(
             (
@@ -257,7 +265,13 @@ mod tests {
             Err(UrlError::UnsupportedScheme("http".into()))
         );
         assert_eq!(Url::parse("ws://u@h/"), Err(UrlError::Credentials));
-        for bad in ["ws://", "ws://h:notaport/", "ws://h/a b", "nonsense", "ws:/x"] {
+        for bad in [
+            "ws://",
+            "ws://h:notaport/",
+            "ws://h/a b",
+            "nonsense",
+            "ws:/x",
+        ] {
             assert!(Url::parse(bad).is_err(), "{bad}");
         }
     }
@@ -266,7 +280,10 @@ mod tests {
     #[tokio::test]
     async fn wss_without_the_feature_says_so() {
         let e = connect("wss://127.0.0.1:1/").await.unwrap_err();
-        assert!(matches!(e, Error::InvalidUrl(UrlError::TlsNotEnabled)), "{e:?}");
+        assert!(
+            matches!(e, Error::InvalidUrl(UrlError::TlsNotEnabled)),
+            "{e:?}"
+        );
         assert!(
             std::error::Error::source(&e)
                 .unwrap()

@@ -353,12 +353,9 @@ fn poll_read<D: Driver>(
         let off = guard.as_ptr().align_offset(ALIGN);
         let scratch: &mut [u8] = &mut guard[off..off + SCRATCH];
         let mut rb = ReadBuf::new(scratch);
-        match ready!(rio.poll_read(cx, &mut rb)) {
-            Err(e) => {
-                r.fail(e.into());
-                return Poll::Ready(None);
-            }
-            Ok(()) => {}
+        if let Err(e) = ready!(rio.poll_read(cx, &mut rb)) {
+            r.fail(e.into());
+            return Poll::Ready(None);
         }
         let n = rb.filled().len();
         if n == 0 {
@@ -513,10 +510,12 @@ impl Writer {
             Message::Close(_) => return Err(Error::Closed),
         };
         let data = !opcode.is_control();
-        if data && payload.len() >= VECTORED_MIN && !self.sender.compression_enabled() {
-            if self.can_append() {
-                return self.encode_vectored(opcode, payload);
-            }
+        if data
+            && payload.len() >= VECTORED_MIN
+            && !self.sender.compression_enabled()
+            && self.can_append()
+        {
+            return self.encode_vectored(opcode, payload);
         }
         if data {
             return self

@@ -258,6 +258,13 @@ pub fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     accept_with(stream, Config::default(), |_| Ok(AcceptResponse::new()))
 }
 
+/// [`accept`] under the name tokio-tungstenite gives it.
+pub fn accept_async<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+) -> impl Future<Output = Result<WebSocket<S>, Error>> {
+    accept(stream)
+}
+
 /// Accepts with the given settings.
 pub fn accept_with_config<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
@@ -430,4 +437,3 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     })
     .await
 }
-

@@ -45,10 +45,10 @@ mod upgraded;
 mod websocket;
 
 pub use config::Config;
-pub use connect::{MaybeTlsStream, connect, connect_request, connect_with_config};
+pub use connect::{MaybeTlsStream, connect, connect_async, connect_request, connect_with_config};
 pub use error::{Error, UrlError};
 pub use handshake::{
-    AcceptResponse, ClientRequest, Reject, Request, Response, accept, accept_with,
+    AcceptResponse, ClientRequest, Reject, Request, Response, accept, accept_async, accept_with,
     accept_with_config, client,
 };
 pub use split::{ReadHalf, WriteHalf};

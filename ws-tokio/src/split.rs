@@ -223,7 +223,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for SplitDriver<'_, S> {
             // The write half sent our close frame: the core now waits for the answer, with the
             // close deadline running. Its own close frame is dropped by the sender, which has
             // sent one.
-            let code = (sent != NO_CODE).then(|| CloseCode(sent as u16));
+            let code = (sent != NO_CODE).then_some(CloseCode(sent as u16));
             let _ = conn.close(now_ms(), code, "");
         }
         if !conn.state().can_send() && !self.shared.closed.load(Ordering::Relaxed) {

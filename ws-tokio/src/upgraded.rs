@@ -133,13 +133,19 @@ mod tests {
             }
             closes
         });
-        bounded("close", client.close(Some(CloseFrame::new(CloseCode::NORMAL, "done"))))
-            .await
-            .unwrap();
+        bounded(
+            "close",
+            client.close(Some(CloseFrame::new(CloseCode::NORMAL, "done"))),
+        )
+        .await
+        .unwrap();
         let closes = bounded("server end", srv).await.unwrap();
         assert_eq!(
             closes,
-            [Message::Close(Some(CloseFrame::new(CloseCode::NORMAL, "done")))]
+            [Message::Close(Some(CloseFrame::new(
+                CloseCode::NORMAL,
+                "done"
+            )))]
         );
     }
 
