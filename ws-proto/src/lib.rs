@@ -33,6 +33,7 @@ pub mod limits;
 pub mod mask;
 #[cfg(feature = "alloc")]
 pub mod message;
+pub mod rate;
 pub mod utf8;
 
 pub use close::CloseCode;
