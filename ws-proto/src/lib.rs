@@ -33,6 +33,7 @@ pub mod limits;
 pub mod mask;
 #[cfg(feature = "alloc")]
 pub mod message;
+pub mod origin;
 pub mod rate;
 pub mod utf8;
 
