@@ -11,7 +11,9 @@
 //!   module for the RFC 8441 handshake on the `http` crate's types;
 //! - [`WebSocket`]: cancel-safe [`recv`](WebSocket::recv) / [`send`](WebSocket::send), `Stream`
 //!   and `Sink`, [`split`](WebSocket::split) into halves, keepalive pings, timeouts and a
-//!   bounded write buffer.
+//!   bounded write buffer;
+//! - [`auth`]: bearer tokens (header, query, subprotocol) and [`origin`] checks for
+//!   [`accept_with`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ws_tokio::Error> {
@@ -27,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 mod config;
 mod error;
 mod handshake;
@@ -51,4 +54,5 @@ pub use tls::{MaybeTlsStream, connect_tls, default_tls_config};
 pub use ws::WebSocket;
 pub use ws_proto::deflate;
 pub use ws_proto::deflate::DeflateConfig;
+pub use ws_proto::origin;
 pub use ws_proto::{CloseCode, Limits, Message, Role};
