@@ -34,6 +34,8 @@ pub mod limits;
 pub mod mask;
 #[cfg(feature = "alloc")]
 pub mod message;
+pub mod origin;
+pub mod rate;
 pub mod utf8;
 
 #[cfg(feature = "alloc")]

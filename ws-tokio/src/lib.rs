@@ -15,6 +15,8 @@
 //!   and `Sink`, [`split`](WebSocket::split) into halves, keepalive pings, timeouts and a
 //!   bounded write buffer. The close handshake and every deadline are decided by the
 //!   `ws-proto` core; this crate carries its decisions out.
+//! - [`auth`]: bearer tokens (header, query, subprotocol) and [`origin`] checks for
+//!   [`accept_with`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), ws_tokio::Error> {
@@ -30,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 mod config;
 mod connect;
 mod engine;
@@ -57,6 +60,7 @@ pub use tls::default_tls_config;
 pub use websocket::WebSocket;
 pub use ws_proto::bytes::Bytes;
 pub use ws_proto::deflate::{self, DeflateConfig};
+pub use ws_proto::origin;
 pub use ws_proto::{
     CloseCode, CloseFrame, HandshakeError, Limit, Limits, Message, ProtocolError, Role, State,
     TimeoutKind, Usage, Utf8Bytes,
