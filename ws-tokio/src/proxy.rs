@@ -344,8 +344,9 @@ impl Proxy {
     ///
     /// The whole operation is bounded by [`timeout`](Proxy::timeout) ([`ProxyError::Timeout`]).
     /// A proxy that says no gives [`ProxyError::Refused`] (HTTP, with the status: 407 when
-    /// credentials are missing or wrong) or [`ProxyError::SocksRefused`] (SOCKS5, with the reply
-    /// code); failed SOCKS5 authentication gives [`ProxyError::SocksAuthFailed`] or
+    /// credentials are missing or wrong, 401 from some proxies for wrong ones) or [`ProxyError::SocksRefused`] (SOCKS5, with the reply
+    /// code); [`ProxyError::is_auth_failure`] tells the refusals of credentials. Failed SOCKS5
+    /// authentication gives [`ProxyError::SocksAuthFailed`] or
     /// [`ProxyError::SocksNoAcceptableAuth`].
     pub async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, ProxyError> {
         match self.timeout {
@@ -359,8 +360,15 @@ impl Proxy {
     async fn connect_inner(&self, host: &str, port: u16) -> Result<TcpStream, ProxyError> {
         let host = unbracket(host).unwrap_or(host);
         check_target(host)?;
+        let bad_credentials = |c: &Credentials| {
+            c.username.is_empty() || c.username.len() > 255 || c.password.len() > 255
+        };
+        if self.kind != ProxyKind::Http && self.credentials.as_ref().is_some_and(bad_credentials) {
+            return Err(ProxyError::InvalidCredentials);
+        }
         let target = match (self.kind, host.parse::<IpAddr>()) {
             (_, Ok(ip)) => Target::Addr(SocketAddr::new(ip, port)),
+            (_, Err(_)) if host.contains(':') => return Err(ProxyError::InvalidTarget),
             (ProxyKind::Http, Err(_)) => Target::Name(host, port),
             (ProxyKind::Socks5h, Err(_)) if host.len() <= 255 => Target::Name(host, port),
             (ProxyKind::Socks5h, Err(_)) => return Err(ProxyError::InvalidTarget),
@@ -379,12 +387,6 @@ impl Proxy {
                 Target::Addr(addr)
             }
         };
-        let bad_credentials = |c: &Credentials| {
-            c.username.is_empty() || c.username.len() > 255 || c.password.len() > 255
-        };
-        if self.kind != ProxyKind::Http && self.credentials.as_ref().is_some_and(bad_credentials) {
-            return Err(ProxyError::InvalidCredentials);
-        }
         let mut tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(ProxyError::Connect)?;
@@ -453,7 +455,7 @@ fn unbracket(host: &str) -> Option<&str> {
 }
 
 /// A target host we can put in a `CONNECT` line or a SOCKS5 request: not empty, no blanks,
-/// controls or URL delimiters.
+/// controls or URL delimiters (a colon only in an IPv6 address, checked by the caller).
 fn check_target(host: &str) -> Result<(), ProxyError> {
     let bad = |b: u8| b <= b' ' || b == 0x7f || b"/?#@[]\\".contains(&b);
     if host.is_empty() || host.bytes().any(bad) {
@@ -724,8 +726,8 @@ pub enum ProxyError {
     /// The proxy's answer broke its protocol.
     InvalidResponse(&'static str),
     /// The HTTP proxy answered `CONNECT` with a status other than 2xx: 407 when credentials are
-    /// needed or wrong, 403 when it does not allow the target, 502 or 503 when it could not
-    /// reach it.
+    /// needed or wrong (some proxies, tinyproxy among them, answer wrong ones with 401), 403
+    /// when it does not allow the target, 500, 502 or 503 when it could not reach it.
     Refused {
         /// The HTTP status.
         status: u16,
@@ -748,12 +750,12 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// Whether the proxy turned the credentials (or their absence) down: HTTP 407, or a SOCKS5
-    /// authentication failure.
+    /// Whether the proxy turned the credentials (or their absence) down: HTTP 407 (or 401,
+    /// which tinyproxy sends for wrong credentials), or a SOCKS5 authentication failure.
     pub fn is_auth_failure(&self) -> bool {
         matches!(
             self,
-            ProxyError::Refused { status: 407 }
+            ProxyError::Refused { status: 401 | 407 }
                 | ProxyError::SocksAuthFailed { .. }
                 | ProxyError::SocksNoAcceptableAuth
         )
@@ -801,6 +803,9 @@ impl fmt::Display for ProxyError {
             ProxyError::Refused { status: 407 } => f.write_str(
                 "the proxy refused the tunnel: HTTP 407 (proxy authentication required or wrong)",
             ),
+            ProxyError::Refused { status: 401 } => {
+                f.write_str("the proxy refused the tunnel: HTTP 401 (proxy credentials rejected)")
+            }
             ProxyError::Refused { status } => {
                 write!(f, "the proxy refused the tunnel: HTTP {status}")
             }
@@ -1107,6 +1112,10 @@ mod tests {
                 "HTTP 407 (proxy authentication required",
             ),
             (
+                ProxyError::Refused { status: 401 },
+                "HTTP 401 (proxy credentials rejected)",
+            ),
+            (
                 ProxyError::SocksAuthFailed { status: 1 },
                 "rejected the username and password",
             ),
@@ -1116,6 +1125,7 @@ mod tests {
             assert!(s.contains(want), "{s:?} lacks {want:?}");
         }
         assert!(ProxyError::Refused { status: 407 }.is_auth_failure());
+        assert!(ProxyError::Refused { status: 401 }.is_auth_failure());
         assert!(!ProxyError::Refused { status: 403 }.is_auth_failure());
         assert!(ProxyError::SocksNoAcceptableAuth.is_auth_failure());
         assert!(!ProxyError::SocksRefused { reply: 2 }.is_auth_failure());
@@ -1261,7 +1271,7 @@ mod tests {
     async fn bad_targets_and_credentials_fail_before_connecting() {
         // Port 9 on loopback: nothing is contacted, the checks come first.
         let p = Proxy::new(ProxyKind::Socks5h, "127.0.0.1", 9);
-        for host in ["", "a b", "a\r\nb", "a/b", "u@h"] {
+        for host in ["", "a b", "a\r\nb", "a/b", "u@h", "a:b", "[::1"] {
             assert!(
                 matches!(p.connect(host, 80).await, Err(ProxyError::InvalidTarget)),
                 "{host:?}"
