@@ -40,6 +40,7 @@ mod error;
 mod handshake;
 #[cfg(feature = "http")]
 pub mod http2;
+pub mod proxy;
 mod split;
 mod time;
 #[cfg(feature = "rustls")]
