@@ -1,24 +1,26 @@
-//! Backpressure: a bounded write buffer against a peer that does not read, and the write timeout.
+//! Backpressure: a bounded write buffer against a peer that does not read, and the write
+//! timeout. On tokio's paused clock over in-memory pipes: the deadlines are asserted to the
+//! millisecond, and no test waits in real time.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use ws_tokio::{Config, Error, Message, TimeoutKind};
+use tokio::time::Instant;
+use ws_tokio::{Error, Message, TimeoutKind};
 
 const PIPE: usize = 1024;
 const LIMIT: usize = 4096;
 const MSG: usize = 1000;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn send_stays_pending_and_the_buffer_stays_bounded() {
-    let cfg = Config {
-        write_buffer_size: LIMIT,
-        write_timeout: None,
-        ..quiet()
-    };
+    let cfg = quiet()
+        .with_write_buffer_size(LIMIT)
+        .with_write_timeout(None);
     let (mut ws, raw) = raw_client_pair(cfg, PIPE).await;
+    let t0 = Instant::now();
 
     // The peer does not read. Each send gets 50 ms; a send that times out may still have
     // queued its message (whole), but once the buffer is over the limit nothing more goes in.
@@ -26,7 +28,7 @@ async fn send_stays_pending_and_the_buffer_stays_bounded() {
     for seq in 0..100u32 {
         let mut b = seq.to_be_bytes().to_vec();
         b.resize(MSG, seq as u8);
-        if tokio::time::timeout(Duration::from_millis(50), ws.send(Message::Binary(b)))
+        if tokio::time::timeout(Duration::from_millis(50), ws.send(Message::binary(b)))
             .await
             .is_err()
         {
@@ -39,6 +41,8 @@ async fn send_stays_pending_and_the_buffer_stays_bounded() {
         }
     }
     assert_eq!(timed_out, 5, "send never blocked");
+    // Each blocked send waited its 50 ms; no other time passed (no write timeout is set).
+    assert_eq!(t0.elapsed(), Duration::from_millis(250));
 
     // Now the peer reads everything there is; the server flushes what it holds.
     let flusher = tokio::spawn(async move {
@@ -72,34 +76,35 @@ async fn send_stays_pending_and_the_buffer_stays_bounded() {
     assert!(bytes >= LIMIT, "{bytes}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn write_timeout_fires() {
-    let cfg = Config {
-        write_buffer_size: LIMIT,
-        write_timeout: Some(Duration::from_millis(200)),
-        ..quiet()
-    };
+    let cfg = quiet()
+        .with_write_buffer_size(LIMIT)
+        .with_write_timeout(Some(Duration::from_millis(200)));
     let (mut ws, raw) = raw_client_pair(cfg, PIPE).await;
     let t0 = Instant::now();
-    let e = bounded("send", ws.send(Message::Binary(vec![1; 64 << 10])))
+    let e = bounded("send", ws.send(Message::binary(vec![1; 64 << 10])))
         .await
         .unwrap_err();
-    let took = t0.elapsed();
     assert!(matches!(e, Error::Timeout(TimeoutKind::Write)), "{e:?}");
+    // The pipe took its 1 KiB at once; then no progress for 200 ms.
+    assert_eq!(t0.elapsed(), Duration::from_millis(200));
+    // The connection is over: recv reports how it ended, once.
+    let r = bounded("recv", ws.recv()).await;
     assert!(
-        took >= Duration::from_millis(190) && took < Duration::from_millis(700),
-        "{took:?}"
+        matches!(r, Some(Err(Error::Timeout(TimeoutKind::Write)))),
+        "{r:?}"
     );
+    assert_eq!(ws.state(), ws_tokio::State::Terminated);
+    assert!(bounded("end", ws.recv()).await.is_none());
+    assert_eq!(t0.elapsed(), Duration::from_millis(200));
     drop(raw);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn write_timeout_resets_on_progress() {
     // A slow reader that keeps making progress never trips the write timeout.
-    let cfg = Config {
-        write_timeout: Some(Duration::from_millis(150)),
-        ..quiet()
-    };
+    let cfg = quiet().with_write_timeout(Some(Duration::from_millis(150)));
     let (mut ws, mut raw) = raw_client_pair(cfg, PIPE).await;
     let reader = tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
@@ -114,9 +119,11 @@ async fn write_timeout_resets_on_progress() {
         total
     });
     let t0 = Instant::now();
-    bounded("send", ws.send(Message::Binary(vec![2; 20 << 10])))
+    bounded("send", ws.send(Message::binary(vec![2; 20 << 10])))
         .await
         .expect("a slow but steady reader is fine");
-    assert!(t0.elapsed() > Duration::from_millis(150));
-    bounded("reader", reader).await.unwrap();
+    // 20 KiB and a 4-byte header through a 1 KiB pipe read every 20 ms: the pipe took the
+    // first KiB at once and the last bytes with the 20th read.
+    assert_eq!(t0.elapsed(), Duration::from_millis(400));
+    assert_eq!(bounded("reader", reader).await.unwrap(), (20 << 10) + 4);
 }

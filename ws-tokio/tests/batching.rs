@@ -1,6 +1,7 @@
 //! Write batching: messages queued with `feed` go out when `recv` next waits for data, so the
 //! replies to a batch of received messages leave in one write, and a closed-loop echo written
-//! with `feed` never stalls.
+//! with `feed` never stalls. The in-memory tests run on tokio's paused clock (the 100 ms waits
+//! that show `recv` pending take no real time).
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use common::*;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
-use ws_tokio::{Message, WebSocket};
+use ws_tokio::{CloseCode, CloseFrame, Message, WebSocket};
 
 /// A transport that counts the writes that moved bytes.
 struct Counting {
@@ -69,7 +70,7 @@ async fn counted_server() -> (WebSocket<Counting>, DuplexStream, Arc<AtomicUsize
     (ws, b, writes)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replies_to_one_read_leave_in_one_write() {
     let (mut ws, client, writes) = counted_server().await;
     let before = writes.load(Ordering::SeqCst);
@@ -81,7 +82,7 @@ async fn replies_to_one_read_leave_in_one_write() {
     reader.io.write_all(&batch).await.unwrap();
     for i in 0..10u8 {
         let m = bounded("recv", ws.recv()).await.expect("message").unwrap();
-        assert_eq!(m, Message::Binary(vec![i; 16]));
+        assert_eq!(m, Message::binary(vec![i; 16]));
         bounded("feed", ws.feed(m)).await.unwrap();
     }
     // Nothing written while the batch was being read.
@@ -97,7 +98,7 @@ async fn replies_to_one_read_leave_in_one_write() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pongs_wait_for_the_batch_then_leave() {
     let (mut ws, client, writes) = counted_server().await;
     let before = writes.load(Ordering::SeqCst);
@@ -106,9 +107,9 @@ async fn pongs_wait_for_the_batch_then_leave() {
     let mut reader = FrameReader::new(client);
     reader.io.write_all(&batch).await.unwrap();
     let ping = bounded("ping", ws.recv()).await.expect("ping").unwrap();
-    assert_eq!(ping, Message::Ping(b"p1".to_vec()));
+    assert_eq!(ping, Message::ping(&b"p1"[..]));
     let text = bounded("text", ws.recv()).await.expect("text").unwrap();
-    assert_eq!(text, Message::Text("hello".into()));
+    assert_eq!(text, Message::text("hello"));
     assert_eq!(writes.load(Ordering::SeqCst), before);
     let waited = tokio::time::timeout(Duration::from_millis(100), ws.recv()).await;
     assert!(waited.is_err());
@@ -130,18 +131,21 @@ async fn closed_loop_echo_with_feed_does_not_stall() {
         }
     });
     for i in 0..200u32 {
-        let m = Message::Binary(i.to_be_bytes().repeat(i as usize % 50 + 1));
+        let m = Message::binary(i.to_be_bytes().repeat(i as usize % 50 + 1));
         bounded("send", client.send(m.clone())).await.unwrap();
         let got = bounded("echo", client.recv()).await.expect("echo").unwrap();
         assert_eq!(got, m);
     }
-    bounded("close", client.close(ws_tokio::CloseCode::NORMAL, ""))
-        .await
-        .unwrap();
+    bounded(
+        "close",
+        client.close(Some(CloseFrame::new(CloseCode::NORMAL, ""))),
+    )
+    .await
+    .unwrap();
     bounded("echo task", echo).await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_ping_of_a_batch_gets_its_pong_in_order() {
     let (mut ws, client, _) = counted_server().await;
     let mut batch = Vec::new();
@@ -152,7 +156,7 @@ async fn every_ping_of_a_batch_gets_its_pong_in_order() {
     reader.io.write_all(&batch).await.unwrap();
     for i in 0..10u8 {
         let m = bounded("ping", ws.recv()).await.expect("ping").unwrap();
-        assert_eq!(m, Message::Ping(format!("payload-{i}").into_bytes()));
+        assert_eq!(m, Message::ping(format!("payload-{i}").into_bytes()));
     }
     let waited = tokio::time::timeout(Duration::from_millis(100), ws.recv()).await;
     assert!(waited.is_err());
@@ -163,7 +167,7 @@ async fn every_ping_of_a_batch_gets_its_pong_in_order() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_pong_goes_before_the_reply_to_the_message_around_its_ping() {
     let (mut ws, client, _) = counted_server().await;
     let mut batch = cframe(false, OP_TEXT, b"fragment1");
@@ -172,9 +176,9 @@ async fn a_pong_goes_before_the_reply_to_the_message_around_its_ping() {
     let mut reader = FrameReader::new(client);
     reader.io.write_all(&batch).await.unwrap();
     let ping = bounded("ping", ws.recv()).await.expect("ping").unwrap();
-    assert_eq!(ping, Message::Ping(b"ping payload".to_vec()));
+    assert_eq!(ping, Message::ping(&b"ping payload"[..]));
     let text = bounded("text", ws.recv()).await.expect("text").unwrap();
-    assert_eq!(text, Message::Text("fragment1fragment2".into()));
+    assert_eq!(text, Message::text("fragment1fragment2"));
     bounded("send", ws.send(text)).await.unwrap();
     let first = bounded("first", reader.next()).await.expect("frame");
     assert_eq!(

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use ws_proto::HandshakeError;
 use ws_tokio::http2;
 use ws_tokio::{
-    AcceptResponse, ClientRequest, CloseCode, Config, Error, Message, Reject, WebSocket,
+    AcceptResponse, ClientRequest, CloseCode, CloseFrame, Config, Error, Message, Reject, WebSocket,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -400,8 +400,8 @@ async fn busy(ws: &mut WebSocket<H2Stream>, tag: u8) {
     for i in 0..20u32 {
         let mut payload = vec![tag; 100_000 + i as usize];
         payload[..4].copy_from_slice(&i.to_be_bytes());
-        echo(ws, Message::Binary(payload)).await;
-        echo(ws, Message::Text(format!("{tag}:{i}"))).await;
+        echo(ws, Message::binary(payload)).await;
+        echo(ws, Message::text(format!("{tag}:{i}"))).await;
     }
 }
 
@@ -435,24 +435,30 @@ async fn round_trips_with_deflate_and_close() {
     assert_eq!(expect_opened(&mut server).await, (None, true));
 
     for m in [
-        Message::Text("hello over HTTP/2".into()),
-        Message::Text(String::new()),
-        Message::Binary(Vec::new()),
-        Message::Text(big_text()),
-        Message::Binary(big_binary()),
-        Message::Binary(vec![7u8; 1 << 20]),
+        Message::text("hello over HTTP/2"),
+        Message::text(""),
+        Message::binary(Vec::new()),
+        Message::text(big_text()),
+        Message::binary(big_binary()),
+        Message::binary(vec![7u8; 1 << 20]),
     ] {
         echo(&mut ws, m).await;
     }
 
-    bounded("close", ws.close(CloseCode::NORMAL, "bye"))
-        .await
-        .unwrap();
+    bounded(
+        "close",
+        ws.close(Some(CloseFrame::new(CloseCode::NORMAL, "bye"))),
+    )
+    .await
+    .unwrap();
     match server.next().await {
         Seen::Ended { close, error } => {
             assert_eq!(
                 close,
-                Some(Message::Close(Some((CloseCode::NORMAL, "bye".into()))))
+                Some(Message::Close(Some(CloseFrame::new(
+                    CloseCode::NORMAL,
+                    "bye"
+                ))))
             );
             assert!(error.is_none(), "{error:?}");
         }
@@ -470,11 +476,14 @@ async fn round_trips_without_deflate() {
         .unwrap();
     assert!(!ws.compression_enabled());
     assert_eq!(expect_opened(&mut server).await, (None, false));
-    echo(&mut ws, Message::Text("plain".into())).await;
-    echo(&mut ws, Message::Binary(big_binary())).await;
-    bounded("close", ws.close(CloseCode::NORMAL, ""))
-        .await
-        .unwrap();
+    echo(&mut ws, Message::text("plain")).await;
+    echo(&mut ws, Message::binary(big_binary())).await;
+    bounded(
+        "close",
+        ws.close(Some(CloseFrame::new(CloseCode::NORMAL, ""))),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -493,14 +502,20 @@ async fn two_websockets_on_one_connection() {
     })
     .await;
 
-    bounded("close a", a.close(CloseCode::NORMAL, "a"))
-        .await
-        .unwrap();
+    bounded(
+        "close a",
+        a.close(Some(CloseFrame::new(CloseCode::NORMAL, "a"))),
+    )
+    .await
+    .unwrap();
     // Closing one stream leaves the other working.
-    echo(&mut b, Message::Text("still here".into())).await;
-    bounded("close b", b.close(CloseCode::GOING_AWAY, "b"))
-        .await
-        .unwrap();
+    echo(&mut b, Message::text("still here")).await;
+    bounded(
+        "close b",
+        b.close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "b"))),
+    )
+    .await
+    .unwrap();
     for _ in 0..2 {
         match server.next().await {
             Seen::Ended { close, error } => {
@@ -528,7 +543,7 @@ async fn subprotocol_choice() {
         expect_opened(&mut server).await,
         (Some(String::from("chat.v2")), false)
     );
-    echo(&mut ws, Message::Text("v2".into())).await;
+    echo(&mut ws, Message::text("v2")).await;
 
     let offer = ClientRequest::default().protocol("chat.v1").config(quiet());
     let (_ws, protocol) = open(&client, "/chat", offer).await.unwrap();
@@ -590,7 +605,7 @@ async fn server_rejects_requests_that_are_not_websocket_connects() {
     let (mut ws, _) = open(&client, "/chat", ClientRequest::default().config(quiet()))
         .await
         .unwrap();
-    echo(&mut ws, Message::Text("after refusals".into())).await;
+    echo(&mut ws, Message::text("after refusals")).await;
 }
 
 #[tokio::test]

@@ -1,14 +1,16 @@
-//! Hostile peers: endless fragmented messages, a trickled handshake, a ping flood.
+//! Hostile peers: endless fragmented messages, a trickled handshake, a ping flood. The
+//! handshake deadlines run on tokio's paused clock over in-memory pipes (asserted to the
+//! millisecond, no real waiting).
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use ws_proto::Limit;
-use ws_tokio::{ClientRequest, CloseCode, Config, Error, Limits, Message, TimeoutKind};
+use tokio::time::Instant;
+use ws_tokio::{ClientRequest, CloseCode, Config, Error, Limit, Limits, Message, TimeoutKind};
 
 /// A raw client starts a fragmented message and sends `frame` continuations forever (bounded
 /// by `max_frames`); returns the close code it reads, the bytes it had written by then, and the
@@ -63,22 +65,19 @@ async fn endless_fragments(cfg: Config, frame: Vec<u8>, max_frames: usize) -> (u
 
 #[tokio::test]
 async fn endless_fragmented_message_hits_max_message_size() {
-    let cfg = Config {
-        limits: Limits {
-            max_frame_size: 64 << 10,
-            max_message_size: 1 << 20,
-            ..Limits::DEFAULT
-        },
-        ..quiet()
-    };
+    let cfg = quiet().with_limits(
+        Limits::default()
+            .with_max_message_size(1 << 20)
+            .with_max_frame_size(64 << 10),
+    );
     let (code, _written, e) =
         endless_fragments(cfg, cframe(false, OP_CONT, &[7u8; 4096]), 20_000).await;
     assert_eq!(code, 1009);
     assert!(
         matches!(
             e,
-            Error::Protocol {
-                error: ws_proto::Error::LimitExceeded(Limit::MessageSize),
+            Error::LimitExceeded {
+                limit: Limit::MessageSize,
                 sent: Some(CloseCode::MESSAGE_TOO_BIG)
             }
         ),
@@ -88,20 +87,14 @@ async fn endless_fragmented_message_hits_max_message_size() {
 
 #[tokio::test]
 async fn endless_empty_fragments_hit_max_fragments() {
-    let cfg = Config {
-        limits: Limits {
-            max_fragments: 1000,
-            ..Limits::DEFAULT
-        },
-        ..quiet()
-    };
+    let cfg = quiet().with_limits(Limits::default().with_max_fragments(1000));
     let (code, _, e) = endless_fragments(cfg, cframe(false, OP_CONT, &[]), 1_000_000).await;
     assert_eq!(code, 1009);
     assert!(
         matches!(
             e,
-            Error::Protocol {
-                error: ws_proto::Error::LimitExceeded(Limit::Fragments),
+            Error::LimitExceeded {
+                limit: Limit::Fragments,
                 sent: Some(CloseCode::MESSAGE_TOO_BIG)
             }
         ),
@@ -109,12 +102,14 @@ async fn endless_empty_fragments_hit_max_fragments() {
     );
 }
 
-#[tokio::test]
+/// [`quiet`] with a handshake deadline of 300 ms.
+fn handshake_300ms() -> Config {
+    quiet().with_handshake_timeout(Duration::from_millis(300))
+}
+
+#[tokio::test(start_paused = true)]
 async fn trickled_handshake_times_out_on_the_server() {
-    let cfg = Config {
-        handshake_timeout: Duration::from_millis(300),
-        ..quiet()
-    };
+    let cfg = handshake_300ms();
     let (mut raw, io) = tokio::io::duplex(4096);
     let t0 = Instant::now();
     let server =
@@ -128,18 +123,15 @@ async fn trickled_handshake_times_out_on_the_server() {
         }
     });
     let e = bounded("server", server).await.unwrap().unwrap_err();
-    let took = t0.elapsed();
     assert!(matches!(e, Error::Timeout(TimeoutKind::Handshake)), "{e:?}");
-    assert!(took < Duration::from_millis(800), "took {took:?}");
+    // Each byte came in time, the whole head did not.
+    assert_eq!(t0.elapsed(), Duration::from_millis(300));
     trickle.abort();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn trickled_handshake_response_times_out_on_the_client() {
-    let cfg = Config {
-        handshake_timeout: Duration::from_millis(300),
-        ..quiet()
-    };
+    let cfg = handshake_300ms();
     let (mut raw, io) = tokio::io::duplex(4096);
     let peer = tokio::spawn(async move {
         read_head(&mut raw).await;
@@ -159,7 +151,7 @@ async fn trickled_handshake_response_times_out_on_the_client() {
     .map(|_| ())
     .unwrap_err();
     assert!(matches!(e, Error::Timeout(TimeoutKind::Handshake)), "{e:?}");
-    assert!(t0.elapsed() < Duration::from_millis(800));
+    assert_eq!(t0.elapsed(), Duration::from_millis(300));
     peer.abort();
 }
 
@@ -168,10 +160,7 @@ async fn ping_flood_gets_bounded_pongs_and_the_server_stays_responsive() {
     const PINGS: u64 = 100_000;
     const PIPE: usize = 64 << 10;
     const WBUF: usize = 16 << 10;
-    let cfg = Config {
-        write_buffer_size: WBUF,
-        ..quiet()
-    };
+    let cfg = quiet().with_write_buffer_size(WBUF);
     let (raw, io) = tokio::io::duplex(PIPE);
     let (all_seen, seen) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -256,5 +245,44 @@ async fn ping_flood_gets_bounded_pongs_and_the_server_stays_responsive() {
     assert!(
         pong_bytes <= PIPE + WBUF + 1024,
         "{pongs} pongs, {pong_bytes} bytes for {PINGS} pings"
+    );
+}
+
+#[tokio::test]
+async fn a_message_in_max_fragments_frames_is_whole_one_frame_more_is_1009() {
+    let cfg = quiet().with_limits(Limits::default().with_max_fragments(1000));
+    let (mut ws, raw) = raw_client_pair(cfg, 64 << 10).await;
+    let message = |frames: usize| {
+        let mut wire = Vec::new();
+        for i in 0..frames {
+            let op = if i == 0 { OP_BINARY } else { OP_CONT };
+            wire.extend(cframe(i == frames - 1, op, &[i as u8]));
+        }
+        wire
+    };
+    let (rd, mut wr) = tokio::io::split(raw);
+    let writer = tokio::spawn(async move {
+        wr.write_all(&message(1000)).await.unwrap();
+        wr.write_all(&message(1001)).await.unwrap();
+        wr
+    });
+    let m = bounded("1000 frames", ws.recv()).await.unwrap().unwrap();
+    let want: Vec<u8> = (0..1000).map(|i| i as u8).collect();
+    assert_eq!(m, Message::binary(want));
+    let mut r = FrameReader::new(rd);
+    let server = tokio::spawn(async move { ws.recv().await });
+    assert_eq!(r.expect().await.close_code(), Some(1009));
+    r.expect_eof().await;
+    drop((r, bounded("writer", writer).await.unwrap()));
+    let e = bounded("server", server).await.unwrap();
+    assert!(
+        matches!(
+            e,
+            Some(Err(Error::LimitExceeded {
+                limit: Limit::Fragments,
+                sent: Some(CloseCode::MESSAGE_TOO_BIG)
+            }))
+        ),
+        "{e:?}"
     );
 }

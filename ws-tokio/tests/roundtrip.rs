@@ -6,33 +6,33 @@ mod common;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use ws_tokio::{CloseCode, Message, WebSocket};
+use ws_tokio::{CloseCode, CloseFrame, Message, WebSocket};
 
 /// The payloads; the 16 MiB one only when `big` (it costs seconds in debug builds).
 fn payloads(big: bool) -> Vec<Message> {
     let pattern = |n: usize| (0..n).map(|i| (i * 31 + 7) as u8).collect::<Vec<u8>>();
     vec![
-        Message::Text(String::new()),
-        Message::Text("héllo wörld ✓".into()),
-        Message::Text("x".repeat(125)),
-        Message::Text("€".repeat((64 << 10) / 3)),
-        Message::Binary(Vec::new()),
-        Message::Binary(pattern(125)),
-        Message::Binary(pattern(126)),
-        Message::Binary(pattern(64 << 10)),
-        Message::Binary(pattern(65_536 + 1)),
+        Message::text(""),
+        Message::text("héllo wörld ✓"),
+        Message::text("x".repeat(125)),
+        Message::text("€".repeat((64 << 10) / 3)),
+        Message::binary(Vec::new()),
+        Message::binary(pattern(125)),
+        Message::binary(pattern(126)),
+        Message::binary(pattern(64 << 10)),
+        Message::binary(pattern(65_536 + 1)),
     ]
     .into_iter()
-    .chain(big.then(|| Message::Binary(pattern(16 << 20))))
+    .chain(big.then(|| Message::binary(pattern(16 << 20))))
     .collect()
 }
 
 /// Sends every payload from `a` to `b` and back, checking each arrives intact.
-async fn round_trip<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    mut a: WebSocket<S>,
-    mut b: WebSocket<S>,
-    big: bool,
-) {
+async fn round_trip<A, B>(mut a: WebSocket<A>, mut b: WebSocket<B>, big: bool)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     // `b` echoes.
     let echo = tokio::spawn(async move {
         while let Some(m) = b.recv().await {
@@ -49,20 +49,15 @@ async fn round_trip<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             .await
             .expect("message")
             .expect("ok");
-        assert!(got == m, "payload of {} bytes mangled", msg_len(&m));
+        assert!(got == m, "payload of {} bytes mangled", m.len());
     }
-    bounded("close", a.close(CloseCode::NORMAL, "bye"))
-        .await
-        .expect("close");
+    bounded(
+        "close",
+        a.close(Some(CloseFrame::new(CloseCode::NORMAL, "bye"))),
+    )
+    .await
+    .expect("close");
     bounded("echo task", echo).await.unwrap();
-}
-
-fn msg_len(m: &Message) -> usize {
-    match m {
-        Message::Text(s) => s.len(),
-        Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
-        Message::Close(_) => 0,
-    }
 }
 
 #[tokio::test]
@@ -137,11 +132,11 @@ async fn fragmented_message_from_raw_client_is_assembled() {
         raw
     });
     let m = bounded("ping", ws.recv()).await.unwrap().unwrap();
-    assert_eq!(m, Message::Ping(b"mid".to_vec()));
+    assert_eq!(m, Message::ping(&b"mid"[..]));
     let m = bounded("text", ws.recv()).await.unwrap().unwrap();
-    assert_eq!(m, Message::Text(text.into()));
+    assert_eq!(m, Message::text(text));
     let m = bounded("binary", ws.recv()).await.unwrap().unwrap();
-    assert_eq!(m, Message::Binary(bin));
+    assert_eq!(m, Message::binary(bin));
     let raw = writer.await.unwrap();
     // The pong for "mid" went out while the app only called recv.
     let mut r = FrameReader::new(raw);
@@ -165,35 +160,41 @@ async fn ping_is_answered_while_app_only_receives() {
     });
     // Raw-ish: the client sends user pings via send; the server only calls recv.
     for i in 0..5u8 {
-        bounded("ping", c.send(Message::Ping(vec![i; i as usize])))
+        bounded("ping", c.send(Message::ping(vec![i; i as usize])))
             .await
             .unwrap();
         let m = bounded("pong", c.recv()).await.unwrap().unwrap();
-        assert_eq!(m, Message::Pong(vec![i; i as usize]));
+        assert_eq!(m, Message::pong(vec![i; i as usize]));
     }
     // An unsolicited user pong is delivered as a pong.
-    c.send(Message::Pong(b"unsolicited".to_vec()))
+    c.send(Message::pong(&b"unsolicited"[..])).await.unwrap();
+    c.close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
         .await
         .unwrap();
-    c.close(CloseCode::NORMAL, "").await.unwrap();
     let seen = bounded("server", server).await.unwrap();
     let mut expect: Vec<Message> = (0..5u8)
-        .map(|i| Message::Ping(vec![i; i as usize]))
+        .map(|i| Message::ping(vec![i; i as usize]))
         .collect();
-    expect.push(Message::Pong(b"unsolicited".to_vec()));
-    expect.push(Message::Close(Some((CloseCode::NORMAL, String::new()))));
+    expect.push(Message::pong(&b"unsolicited"[..]));
+    expect.push(Message::Close(Some(CloseFrame::new(CloseCode::NORMAL, ""))));
     assert_eq!(seen, expect);
 }
 
 #[tokio::test]
 async fn oversized_user_ping_is_a_usage_error() {
     let (mut s, mut c) = duplex_pair(quiet(), quiet(), 64 << 10).await;
-    let e = c.send(Message::Ping(vec![0; 126])).await.unwrap_err();
+    // At the limit: 125 bytes go through.
+    c.send(Message::ping(vec![1; 125])).await.unwrap();
+    let e = c.send(Message::ping(vec![0; 126])).await.unwrap_err();
+    assert!(matches!(e, ws_tokio::Error::Usage(_)), "{e:?}");
+    let e = c.send(Message::pong(vec![0; 126])).await.unwrap_err();
     assert!(matches!(e, ws_tokio::Error::Usage(_)), "{e:?}");
     // The connection is still usable.
-    c.send(Message::Text("still here".into())).await.unwrap();
+    c.send(Message::text("still here")).await.unwrap();
+    let m = bounded("ping", s.recv()).await.unwrap().unwrap();
+    assert_eq!(m, Message::ping(vec![1; 125]));
     let m = bounded("recv", s.recv()).await.unwrap().unwrap();
-    assert_eq!(m, Message::Text("still here".into()));
+    assert_eq!(m, Message::text("still here"));
 }
 
 #[tokio::test]
@@ -225,9 +226,9 @@ async fn stream_and_sink_forward() {
     let sender = tokio::spawn(async move {
         let mut items = futures_util::stream::iter((0..count).map(|i| {
             Ok::<_, ws_tokio::Error>(if i % 2 == 0 {
-                Message::Text(format!("msg {i}"))
+                Message::text(format!("msg {i}"))
             } else {
-                Message::Binary(vec![i as u8; i])
+                Message::binary(vec![i as u8; i])
             })
         }));
         a.send_all(&mut items).await.expect("send_all");
@@ -239,7 +240,7 @@ async fn stream_and_sink_forward() {
             Message::Text(t) => assert_eq!(t, format!("msg {got}")),
             Message::Binary(v) => assert_eq!(v, vec![got as u8; got]),
             Message::Close(c) => {
-                assert_eq!(c, Some((CloseCode::NORMAL, String::new())));
+                assert_eq!(c, Some(CloseFrame::new(CloseCode::NORMAL, "")));
                 continue;
             }
             other => panic!("unexpected {other:?}"),

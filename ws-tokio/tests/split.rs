@@ -1,5 +1,6 @@
 //! Split halves in separate tasks: pongs while the write half idles, close from the write half,
-//! echo across halves, distinct masking keys.
+//! echo across halves, distinct masking keys. The tests over in-memory pipes run on tokio's
+//! paused clock (the close deadline is asserted to the millisecond).
 
 mod common;
 
@@ -8,9 +9,14 @@ use std::time::Duration;
 
 use common::*;
 use tokio::io::AsyncWriteExt;
-use ws_tokio::{ClientRequest, CloseCode, Message};
+use tokio::time::Instant;
+use ws_tokio::{ClientRequest, CloseCode, CloseFrame, Message};
 
-#[tokio::test]
+fn close(code: u16, reason: &str) -> Option<CloseFrame> {
+    Some(CloseFrame::new(CloseCode(code), reason))
+}
+
+#[tokio::test(start_paused = true)]
 async fn pongs_go_out_while_the_write_half_is_parked() {
     let (mut raw, io) = tokio::io::duplex(4096);
     let peer_hs = tokio::spawn(async move {
@@ -24,7 +30,7 @@ async fn pongs_go_out_while_the_write_half_is_parked() {
     .await
     .unwrap();
     let raw = peer_hs.await.unwrap();
-    let (mut rx, mut tx) = ws.split();
+    let (mut tx, mut rx) = ws.split();
     let (cmd, mut cmds) = tokio::sync::mpsc::channel::<Message>(4);
     let writer = tokio::spawn(async move {
         // Parked on the channel until the end.
@@ -55,7 +61,7 @@ async fn pongs_go_out_while_the_write_half_is_parked() {
     }
     // Now the write half sends: its masking keys must not repeat the read half's.
     for i in 0..20u8 {
-        cmd.send(Message::Binary(vec![i; 3])).await.unwrap();
+        cmd.send(Message::binary(vec![i; 3])).await.unwrap();
         let f = r.expect().await;
         assert_eq!((f.opcode, f.payload), (OP_BINARY, vec![i; 3]));
         masks.insert(f.mask.unwrap());
@@ -77,7 +83,7 @@ async fn pongs_go_out_while_the_write_half_is_parked() {
 #[tokio::test]
 async fn close_from_the_write_half_completes_when_the_read_half_sees_the_answer() {
     let (mut s, c) = tcp_pair(quiet(), quiet()).await;
-    let (mut rx, mut tx) = c.split();
+    let (mut tx, mut rx) = c.split();
     let reader = tokio::spawn(async move {
         let mut seen = Vec::new();
         while let Some(m) = rx.recv().await {
@@ -85,50 +91,45 @@ async fn close_from_the_write_half_completes_when_the_read_half_sees_the_answer(
         }
         seen
     });
-    tx.send(Message::Text("before close".into())).await.unwrap();
-    tx.close(CloseCode(4000), "from tx").await.unwrap();
+    tx.send(Message::text("before close")).await.unwrap();
+    tx.close(close(4000, "from tx")).await.unwrap();
     assert!(matches!(
-        tx.send(Message::Text("after".into())).await,
+        tx.send(Message::text("after")).await,
         Err(ws_tokio::Error::Closed)
     ));
     assert_eq!(
         bounded("text", s.recv()).await.unwrap().unwrap(),
-        Message::Text("before close".into())
+        Message::text("before close")
     );
     assert_eq!(
         bounded("close", s.recv()).await.unwrap().unwrap(),
-        Message::Close(Some((CloseCode(4000), "from tx".into())))
+        Message::Close(close(4000, "from tx"))
     );
     assert!(bounded("server end", s.recv()).await.is_none());
     let seen = bounded("reader", reader).await.unwrap();
-    assert_eq!(
-        seen,
-        vec![Message::Close(Some((CloseCode(4000), String::new())))]
-    );
+    assert_eq!(seen, vec![Message::Close(close(4000, ""))]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn close_from_the_write_half_times_out_when_never_answered() {
-    let cfg = ws_tokio::Config {
-        close_timeout: Duration::from_millis(300),
-        ..quiet()
-    };
+    let cfg = quiet().with_close_timeout(Duration::from_millis(300));
     let (mut raw, io) = tokio::io::duplex(4096);
     let srv = tokio::spawn(ws_tokio::accept_with_config(io, cfg));
     raw_client_handshake(&mut raw).await;
-    let (mut rx, mut tx) = srv.await.unwrap().unwrap().split();
+    let (mut tx, mut rx) = srv.await.unwrap().unwrap().split();
+    let t0 = Instant::now();
     // The read half is already waiting when the write half closes.
     let reader = tokio::spawn(async move {
-        let t0 = std::time::Instant::now();
         let r = rx.recv().await;
         (r, t0.elapsed(), rx.recv().await.is_none())
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    tx.close(CloseCode::NORMAL, "bye").await.unwrap();
+    tx.close(close(1000, "bye")).await.unwrap();
     // The peer reads the close but never answers, and keeps the connection open.
     let mut peer = FrameReader::new(raw);
     let f = bounded("close frame", peer.next()).await.expect("close");
     assert_eq!(f.close_code(), Some(1000));
+    assert_eq!(t0.elapsed(), Duration::from_millis(50));
     let (r, took, ended) = bounded("read half", reader).await.unwrap();
     assert!(
         matches!(
@@ -137,13 +138,12 @@ async fn close_from_the_write_half_times_out_when_never_answered() {
         ),
         "{r:?}"
     );
-    assert!(
-        took >= Duration::from_millis(330) && took < Duration::from_millis(2000),
-        "{took:?}"
-    );
+    // The close deadline runs from the write half's close.
+    assert_eq!(took, Duration::from_millis(350));
     assert!(ended);
     // Nothing but the one close frame was sent, then the transport was shut.
     assert!(bounded("eof", peer.next()).await.is_none());
+    assert_eq!(t0.elapsed(), Duration::from_millis(350));
 }
 
 #[tokio::test]
@@ -157,14 +157,14 @@ async fn echo_across_halves() {
             }
         }
     });
-    let (mut rx, mut tx) = c.split();
+    let (mut tx, mut rx) = c.split();
     const N: usize = 2000;
     let sender = tokio::spawn(async move {
         for i in 0..N {
             let m = if i % 2 == 0 {
-                Message::Text(format!("n{i}"))
+                Message::text(format!("n{i}"))
             } else {
-                Message::Binary(vec![i as u8; i % 3000])
+                Message::binary(vec![i as u8; i % 3000])
             };
             tx.send(m).await.expect("tx send");
         }
@@ -173,13 +173,13 @@ async fn echo_across_halves() {
     for i in 0..N {
         let m = bounded("rx", rx.recv()).await.unwrap().unwrap();
         if i % 2 == 0 {
-            assert_eq!(m, Message::Text(format!("n{i}")));
+            assert_eq!(m, Message::text(format!("n{i}")));
         } else {
-            assert_eq!(m, Message::Binary(vec![i as u8; i % 3000]));
+            assert_eq!(m, Message::binary(vec![i as u8; i % 3000]));
         }
     }
     let mut tx = bounded("sender", sender).await.unwrap();
-    tx.close(CloseCode::NORMAL, "").await.unwrap();
+    tx.close(close(1000, "")).await.unwrap();
     assert!(matches!(
         bounded("close", rx.recv()).await,
         Some(Ok(Message::Close(_)))
@@ -194,21 +194,20 @@ async fn split_halves_as_stream_and_sink() {
     let (s, c) = duplex_pair(quiet(), quiet(), 8 << 10).await;
     // The server forwards its own stream into its own sink (an echo through Stream + Sink).
     let echo = tokio::spawn(async move {
-        let (rx, tx) = s.split();
-        let mut tx = tx;
+        let (mut tx, rx) = s.split();
         let fwd = rx
             .take_while(|m| std::future::ready(!matches!(m, Ok(Message::Close(_)))))
             .filter(|m| std::future::ready(matches!(m, Ok(Message::Text(_) | Message::Binary(_)))));
         tx.send_all(&mut Box::pin(fwd)).await.expect("forward");
     });
-    let (mut rx, mut tx) = c.split();
+    let (mut tx, mut rx) = c.split();
     for i in 0..100 {
-        tx.feed(Message::Text(format!("{i}"))).await.unwrap();
+        tx.feed(Message::text(format!("{i}"))).await.unwrap();
     }
     SinkExt::flush(&mut tx).await.unwrap();
     for i in 0..100 {
         let m = bounded("next", rx.next()).await.unwrap().unwrap();
-        assert_eq!(m, Message::Text(format!("{i}")));
+        assert_eq!(m, Message::text(format!("{i}")));
     }
     SinkExt::close(&mut tx).await.unwrap();
     bounded("echo", echo).await.unwrap();

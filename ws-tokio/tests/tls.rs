@@ -15,7 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
-use ws_tokio::{ClientRequest, CloseCode, Error, MaybeTlsStream, Message};
+use ws_tokio::{ClientRequest, CloseCode, CloseFrame, Error, MaybeTlsStream, Message};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -85,10 +85,11 @@ async fn wss_round_trip_with_compression() {
     let (port, server) = tls_echo_server().await;
     let (mut ws, resp) = bounded(
         "connect",
-        ws_tokio::connect_tls(
+        ws_tokio::connect_request(
             &format!("wss://localhost:{port}/chat"),
-            ClientRequest::new("", "").config(compressed()),
-            Some(client_config()),
+            ClientRequest::new("", "")
+                .config(compressed())
+                .tls(client_config()),
         ),
     )
     .await
@@ -106,17 +107,21 @@ async fn wss_round_trip_with_compression() {
     let text = "wss ✓ ".repeat(20_000);
     let binary: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     for m in [
-        Message::Text(text),
-        Message::Binary(binary),
-        Message::Text(String::new()),
+        Message::text(text),
+        Message::binary(binary),
+        Message::text(""),
     ] {
         bounded("send", ws.send(m.clone())).await.unwrap();
         let got = bounded("echo", ws.recv()).await.expect("echo").unwrap();
         assert!(got == m, "echo differs");
     }
-    bounded("close", ws.close(CloseCode::NORMAL, "done"))
-        .await
-        .unwrap();
+    bounded(
+        "close",
+        ws.close(Some(CloseFrame::new(CloseCode::NORMAL, "done"))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ws.state(), ws_tokio::State::Terminated);
     let outcome = bounded("server", server).await.unwrap();
     assert!(outcome.is_none(), "server ended with {outcome:?}");
 }
@@ -127,16 +132,19 @@ async fn untrusted_server_fails_the_tls_handshake() {
     // The default configuration trusts the Mozilla roots, not the test CA.
     let r = bounded(
         "connect",
-        ws_tokio::connect_tls(
+        ws_tokio::connect_request(
             &format!("wss://localhost:{port}/chat"),
-            ClientRequest::new("", ""),
-            None,
+            ClientRequest::default(),
         ),
     )
     .await;
     let e = r.expect_err("connected to an untrusted server");
     assert!(matches!(e, Error::Io(_)), "{e:?}");
-    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    // The cause is the error's source (its own message only says the transport failed).
+    let cause = std::error::Error::source(&e)
+        .expect("the TLS error")
+        .to_string();
+    assert!(cause.to_lowercase().contains("certificate"), "{cause}");
     // The server saw the handshake fail too.
     let outcome = bounded("server", server).await.unwrap();
     assert!(matches!(outcome, Some(Error::Io(_))), "{outcome:?}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
-use ws_tokio::{ClientRequest, Config, WebSocket};
+use ws_tokio::{ClientRequest, Config, MaybeTlsStream, WebSocket};
 
 /// Every test step is bounded by this.
 pub const STEP: Duration = Duration::from_secs(10);
@@ -22,20 +22,15 @@ pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
 /// A config with no keepalive, no compression and a short close timeout, for tests that do not
 /// test timers (compression has its own round-trip tests).
 pub fn quiet() -> Config {
-    Config {
-        ping_interval: None,
-        close_timeout: Duration::from_secs(2),
-        compression: None,
-        ..Config::default()
-    }
+    Config::default()
+        .with_ping_interval(None)
+        .with_close_timeout(Duration::from_secs(2))
+        .with_compression(None)
 }
 
 /// [`quiet`] with the default compression setting (permessage-deflate offered and accepted).
 pub fn compressed() -> Config {
-    Config {
-        compression: Config::default().compression,
-        ..quiet()
-    }
+    quiet().with_compression(Config::default().compression)
 }
 
 /// A server and client connected over an in-memory duplex pipe.
@@ -77,7 +72,7 @@ pub async fn raw_client_pair(
 pub async fn tcp_pair(
     server: Config,
     client: Config,
-) -> (WebSocket<TcpStream>, WebSocket<TcpStream>) {
+) -> (WebSocket<TcpStream>, WebSocket<MaybeTlsStream>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let srv = tokio::spawn(async move {
