@@ -4,6 +4,7 @@ use core::time::Duration;
 
 use crate::error::{Error, Usage};
 use crate::limits::Limits;
+use crate::rate::RateLimits;
 
 /// Connection settings: size limits and timers.
 ///
@@ -35,6 +36,17 @@ pub struct Config {
     pub close_timeout: Duration,
     /// Close with 1001 when nothing is received for this long. Default none.
     pub idle_timeout: Option<Duration>,
+    /// Fail with 1008 when a message (all its fragments) takes longer than this to arrive,
+    /// counted from its first frame: a peer cannot hold a message open by trickling it.
+    /// Default 120 s (a 64 MiB message at 5 MB/s takes 13 s).
+    pub message_timeout: Option<Duration>,
+    /// Close with 1001 after the connection has been open this long, less a random part of up
+    /// to a tenth of it (so that clients let go at once do not all come back at once). Default
+    /// none.
+    pub max_lifetime: Option<Duration>,
+    /// Messages and bytes per second the peer may send (token buckets; counted per frame
+    /// header, bytes as on the wire), and what happens over the limit. Default off.
+    pub rate_limits: RateLimits,
 }
 
 impl Config {
@@ -45,6 +57,9 @@ impl Config {
         pong_timeout: Duration::from_secs(20),
         close_timeout: Duration::from_secs(5),
         idle_timeout: None,
+        message_timeout: Some(Duration::from_secs(120)),
+        max_lifetime: None,
+        rate_limits: RateLimits::OFF,
     };
 
     /// Checks that the settings make sense: valid limits and no zero durations.
@@ -53,12 +68,14 @@ impl Config {
         let zero = |d: Duration| ms(d) == 0;
         if self.ping_interval.is_some_and(zero)
             || self.idle_timeout.is_some_and(zero)
+            || self.message_timeout.is_some_and(zero)
+            || self.max_lifetime.is_some_and(zero)
             || zero(self.pong_timeout)
             || zero(self.close_timeout)
         {
             return Err(Error::InvalidUsage(Usage::InvalidConfig));
         }
-        Ok(())
+        self.rate_limits.validate()
     }
 
     /// Sets all size and count limits.
@@ -101,6 +118,24 @@ impl Config {
     /// Sets the idle timeout; `None` for none.
     pub const fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the deadline for a whole message to arrive; `None` for none.
+    pub const fn with_message_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.message_timeout = timeout;
+        self
+    }
+
+    /// Sets the longest life of a connection; `None` for none.
+    pub const fn with_max_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.max_lifetime = lifetime;
+        self
+    }
+
+    /// Sets the rate limits on what the peer sends.
+    pub const fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = limits;
         self
     }
 }

@@ -29,6 +29,9 @@ pub enum Error {
     Timeout(TimeoutKind),
     /// The transport ended (EOF) without a close handshake.
     PeerVanished,
+    /// The peer sent faster than the rate limits allow, with
+    /// [`OverLimit::Close`](crate::rate::OverLimit::Close) (close code 1008).
+    RateLimited,
 }
 
 /// A violation of RFC 6455 by the peer (close code 1002).
@@ -115,6 +118,9 @@ pub enum TimeoutKind {
     Close,
     /// Nothing was received for `idle_timeout` (the connection closes with 1001).
     Idle,
+    /// A message took longer than `message_timeout` to arrive (the connection closes with
+    /// 1008).
+    Message,
     /// A write made no progress in time.
     Write,
 }
@@ -169,6 +175,9 @@ impl Error {
             Error::LimitExceeded(Limit::HeaderBytes | Limit::HeaderCount) => None,
             Error::LimitExceeded(_) => Some(CloseCode::MESSAGE_TOO_BIG),
             Error::Timeout(TimeoutKind::Idle) => Some(CloseCode::GOING_AWAY),
+            Error::Timeout(TimeoutKind::Message) | Error::RateLimited => {
+                Some(CloseCode::POLICY_VIOLATION)
+            }
             _ => None,
         }
     }
@@ -198,6 +207,7 @@ impl fmt::Display for Error {
             Error::BufferTooSmall => f.write_str("output buffer too small"),
             Error::Timeout(t) => write!(f, "timed out: {t}"),
             Error::PeerVanished => f.write_str("the peer ended the connection without closing it"),
+            Error::RateLimited => f.write_str("the peer sent faster than the rate limits allow"),
         }
     }
 }
@@ -258,6 +268,7 @@ impl fmt::Display for TimeoutKind {
             TimeoutKind::Pong => "no answer to a keepalive ping",
             TimeoutKind::Close => "the peer did not answer our close frame",
             TimeoutKind::Idle => "nothing received for the idle timeout",
+            TimeoutKind::Message => "a message took too long to arrive",
             TimeoutKind::Write => "a write made no progress",
         })
     }

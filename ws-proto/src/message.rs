@@ -395,7 +395,9 @@ impl MessageAssembler {
     ) -> Result<(usize, Option<Message>), Error> {
         let MessageAssembler { buf, unchecked } = self;
         let mut pos = 0;
-        while pos < input.len() {
+        // At least once: with no bytes, the connection may still complete a frame header it
+        // kept (held back by its rate limits).
+        loop {
             let mut spare = Spare {
                 buf: Some(&mut *buf),
             };
@@ -429,6 +431,9 @@ impl MessageAssembler {
             };
             if message.is_some() {
                 return Ok((pos, message));
+            }
+            if pos >= input.len() {
+                return Ok((pos, None));
             }
         }
         Ok((pos, None))

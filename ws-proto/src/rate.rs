@@ -332,16 +332,24 @@ impl RateLimiter {
     /// Asks to admit one message of `bytes` payload bytes at `now`: takes one message token and
     /// `bytes` byte tokens if both are there, else takes nothing (both or neither).
     pub fn admit(&mut self, now: u64, bytes: u64) -> Admit {
+        self.admit_cost(now, 1, bytes)
+    }
+
+    /// Like [`admit`](Self::admit), for `messages` message tokens (0 for the continuation
+    /// frames of a message already counted).
+    pub fn admit_cost(&mut self, now: u64, messages: u64, bytes: u64) -> Admit {
         if let Some(b) = &mut self.messages {
             b.refill(now);
         }
         if let Some(b) = &mut self.bytes {
             b.refill(now);
         }
-        match self.ready_at(bytes) {
+        let m = self.messages.as_ref().and_then(|b| b.ready_at(messages));
+        let b = self.bytes.as_ref().and_then(|b| b.ready_at(bytes));
+        match m.max(b) {
             None => {
                 if let Some(b) = &mut self.messages {
-                    b.commit(1);
+                    b.commit(messages);
                 }
                 if let Some(b) = &mut self.bytes {
                     b.commit(bytes);

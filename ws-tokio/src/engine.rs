@@ -137,6 +137,15 @@ impl Reader {
         out
     }
 
+    /// After a pause of the rate limits: a frame header the core kept is taken up (with no
+    /// new bytes) when no kept bytes follow it.
+    fn resume(&mut self) -> Option<Message> {
+        if self.conn.paused_until().is_some() || self.leftover_pos < self.leftover.len() {
+            return None;
+        }
+        self.process(now_ms(), &mut []).1
+    }
+
     fn keep(&mut self, rest: &[u8]) {
         if rest.is_empty() {
             return;
@@ -249,9 +258,10 @@ fn poll_open<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) -> St
     if let Some(m) = r.process_leftover() {
         return delivered(rio, r, cx, m);
     }
+    let paused = r.conn.paused_until().is_some();
     // More kept bytes, or the kept bytes ended the connection's receiving (a protocol error
     // fails it): look again, so that a failed connection shuts the transport at once.
-    if r.leftover_pos < r.leftover.len() || !r.conn.state().can_receive() {
+    if (r.leftover_pos < r.leftover.len() && !paused) || !r.conn.state().can_receive() {
         return Step::Again;
     }
     // Before waiting for the peer, write out what is queued: pongs, keepalive pings, and
@@ -259,6 +269,17 @@ fn poll_open<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) -> St
     if let Poll::Ready(Err(e)) = rio.poll_flush(&mut r.conn, cx) {
         r.fail(e);
         return Step::Again;
+    }
+    if paused {
+        // The rate limits hold receiving back: read nothing (the peer's sending backs up in
+        // the transport) until the core's deadline, then take what is kept.
+        if r.poll_timer(cx).is_pending() {
+            return Step::Pending;
+        }
+        return match r.resume() {
+            Some(m) => delivered(rio, r, cx, m),
+            None => Step::Again,
+        };
     }
     match poll_read(rio, r, cx) {
         Poll::Ready(Some(m)) => delivered(rio, r, cx, m),

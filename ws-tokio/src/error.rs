@@ -37,6 +37,12 @@ pub enum Error {
     },
     /// The transport ended without a close handshake.
     PeerVanished,
+    /// The peer sent faster than the rate limits allow (with `OverLimit::Close`); `sent` is
+    /// 1008 unless a close frame had already gone out.
+    RateLimited {
+        /// The close code sent for it.
+        sent: Option<CloseCode>,
+    },
     /// A deadline passed.
     Timeout(TimeoutKind),
     /// The connection is closed: nothing more can be sent.
@@ -83,6 +89,7 @@ impl Error {
             ws_proto::Error::Handshake(h) => Error::Handshake(h),
             ws_proto::Error::InvalidUsage(u) => Error::Usage(u),
             ws_proto::Error::PeerVanished => Error::PeerVanished,
+            ws_proto::Error::RateLimited => Error::RateLimited { sent },
             ws_proto::Error::BufferTooSmall => Error::Usage(Usage::ControlTooLong),
             _ => Error::Closed,
         }
@@ -98,8 +105,10 @@ impl Error {
         match self {
             Error::Protocol { sent, .. }
             | Error::InvalidUtf8 { sent }
-            | Error::LimitExceeded { sent, .. } => *sent,
+            | Error::LimitExceeded { sent, .. }
+            | Error::RateLimited { sent } => *sent,
             Error::Timeout(TimeoutKind::Idle) => Some(CloseCode::GOING_AWAY),
+            Error::Timeout(TimeoutKind::Message) => Some(CloseCode::POLICY_VIOLATION),
             _ => None,
         }
     }
@@ -143,6 +152,13 @@ impl fmt::Display for Error {
                 write!(f, "the peer's {limit} exceeds its limit{}", Sent(*sent))
             }
             Error::PeerVanished => f.write_str("the peer ended the connection without closing it"),
+            Error::RateLimited { sent } => {
+                write!(
+                    f,
+                    "the peer sent faster than the rate limits allow{}",
+                    Sent(*sent)
+                )
+            }
             Error::Timeout(t) => write!(f, "timed out: {t}"),
             Error::Closed => f.write_str("the connection is closed"),
             Error::Handshake(_) => f.write_str("the opening handshake failed"),

@@ -212,7 +212,8 @@ pub(crate) fn connection(
     deflate: Option<Negotiated>,
 ) -> Result<Connection, Error> {
     let mut seed = [0u8; 8];
-    if role == Role::Client {
+    // Clients mask with keys from the seed; either role draws its lifetime's random part.
+    if role == Role::Client || config.core.max_lifetime.is_some() {
         fill_random(&mut seed)?;
     }
     let mut conn = Connection::new(role, config.core, u64::from_ne_bytes(seed), now_ms())

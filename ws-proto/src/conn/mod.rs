@@ -237,6 +237,7 @@ struct Timing {
     pong: u64,
     close: u64,
     idle: Option<NonZeroU64>,
+    message: Option<NonZeroU64>,
 }
 
 /// How the connection failed.
@@ -276,7 +277,16 @@ pub struct Connection {
     rx: Reader,
     life: Life,
     sender: Sender,
+    /// The rate limits, when set (held apart: most connections have none).
+    limiter: Option<Limiter>,
 }
+
+/// Where a connection's rate limiter is kept: on the heap with `alloc`, so that connections
+/// without limits do not carry its size.
+#[cfg(feature = "alloc")]
+type Limiter = alloc::boxed::Box<crate::rate::RateLimiter>;
+#[cfg(not(feature = "alloc"))]
+type Limiter = crate::rate::RateLimiter;
 
 /// The connection's life: its state, what it owes the peer, its deadlines and how it ended.
 #[derive(Debug)]
@@ -292,7 +302,8 @@ struct Life {
 }
 
 impl Connection {
-    /// A server-side connection, opened at `now`.
+    /// A server-side connection, opened at `now` (with a fixed seed: use
+    /// [`new`](Self::new) to give one when [`max_lifetime`](Config::max_lifetime) is set).
     pub fn server(config: Config, now: u64) -> Result<Self, Error> {
         Self::new(Role::Server, config, 0, now)
     }
@@ -303,7 +314,9 @@ impl Connection {
         Self::new(Role::Client, config, seed, now)
     }
 
-    /// A connection in the given role, opened at `now` (`seed` only matters for clients).
+    /// A connection in the given role, opened at `now`. `seed` must come from a good random
+    /// source: a client draws its masking keys from a generator seeded with it, and either
+    /// role the random part of its [`max_lifetime`](Config::max_lifetime).
     pub fn new(role: Role, config: Config, seed: u64, now: u64) -> Result<Self, Error> {
         config.validate()?;
         let timing = Timing {
@@ -311,7 +324,22 @@ impl Connection {
             pong: ms(config.pong_timeout),
             close: ms(config.close_timeout),
             idle: config.idle_timeout.and_then(|d| NonZeroU64::new(ms(d))),
+            message: config.message_timeout.and_then(|d| NonZeroU64::new(ms(d))),
         };
+        let limiter = if config.rate_limits.is_off() {
+            None
+        } else {
+            let l = crate::rate::RateLimiter::new(&config.rate_limits, now)?;
+            #[cfg(feature = "alloc")]
+            let l = alloc::boxed::Box::new(l);
+            Some(l)
+        };
+        let mut sender = Sender::new(role, seed);
+        let lifetime = config.max_lifetime.map(|d| {
+            // Up to a tenth of the lifetime earlier, drawn from the connection's generator.
+            let full = ms(d);
+            full - sender.random() % (full / 10 + 1)
+        });
         Ok(Connection {
             limits: config.limits,
             rx: Reader::new(),
@@ -320,11 +348,12 @@ impl Connection {
                 state: State::Open,
                 failure: None,
                 peer_close: None,
-                timers: Timers::new(now, timing.ping),
+                timers: Timers::new(now, timing.ping, lifetime),
                 timing,
                 out: Outbox::default(),
             },
-            sender: Sender::new(role, seed),
+            sender,
+            limiter,
         })
     }
 
@@ -366,6 +395,16 @@ impl Connection {
     /// when the error has no close code, or a close frame had already been sent.
     pub fn error_close_code(&self) -> Option<CloseCode> {
         self.life.failure.and_then(|f| f.sent)
+    }
+
+    /// While the rate limits hold receiving back ([`OverLimit::Backpressure`]): the time until
+    /// which nothing more is taken (`receive` consumes nothing; stop reading from the
+    /// transport, so that the peer's sending backs up). It is also a
+    /// [`poll_timeout`](Self::poll_timeout) deadline.
+    ///
+    /// [`OverLimit::Backpressure`]: crate::rate::OverLimit::Backpressure
+    pub fn paused_until(&self) -> Option<u64> {
+        self.life.timers.paused()
     }
 
     /// The code of the peer's close frame (inner `None`: a close frame without a code), once

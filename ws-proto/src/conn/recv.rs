@@ -13,6 +13,7 @@ use crate::error::{Error, Limit, ProtocolError};
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, RSV1};
 use crate::limits::Limits;
 use crate::mask::{apply_mask, copy_masked, copy_plain};
+use crate::rate::Admit;
 use crate::utf8::Utf8Validator;
 
 /// Where the payload of an uncompressed data frame goes.
@@ -127,6 +128,15 @@ impl Reader {
             Some(f) if !f.opcode.is_control() && !self.message_compressed() => f.remaining,
             _ => 0,
         }
+    }
+
+    /// Keeps a decoded header to be read again by the next call (its encoding is the bytes
+    /// that arrived: lengths are minimal).
+    fn keep_header(&mut self, h: &FrameHeader) {
+        let b = h.encode();
+        let b = b.as_bytes();
+        self.hdr[..b.len()].copy_from_slice(b);
+        self.hdr_len = b.len() as u8;
     }
 
     /// Decodes a header from the kept partial bytes plus `input`; returns bytes of `input` used.
@@ -339,7 +349,8 @@ impl Connection {
         }
         let mut pos = 0;
         if self.rx.frame.is_none() {
-            if input.is_empty() {
+            // An empty input still completes a header kept whole (held back by the rate limits).
+            if (input.is_empty() && self.rx.hdr_len == 0) || self.life.timers.paused_at(now) {
                 return Ok((0, None));
             }
             let h = match self.rx.read_header(input) {
@@ -350,10 +361,28 @@ impl Connection {
                 Ok((used, None)) => return Ok((used, None)),
                 Err(e) => return Err(self.fail(now, e)),
             };
+            if let Some(l) = self.limiter.as_mut() {
+                let messages = u64::from(h.opcode != OpCode::Continuation);
+                match l.admit_cost(now, messages, h.payload_len) {
+                    Admit::Ok => {}
+                    Admit::Wait { until } => {
+                        // Keep the header (as if it had arrived in part) until then.
+                        self.rx.keep_header(&h);
+                        self.life.timers.pause(until);
+                        return Ok((pos, None));
+                    }
+                    _ => return Err(self.fail(now, Error::RateLimited)),
+                }
+            }
             if let Err(e) = self.rx.start_frame(self.life.role, &self.limits, &h) {
                 return Err(self.fail(now, e));
             }
             self.life.timers.heard(now);
+            if matches!(h.opcode, OpCode::Text | OpCode::Binary) {
+                self.life
+                    .timers
+                    .message_started(now, self.life.timing.message);
+            }
             if h.payload_len == 0 {
                 return self.payload(now, pos, &mut [], out);
             }
@@ -432,6 +461,9 @@ impl Connection {
         if frame_done {
             if let Err(e) = self.rx.end_data_frame(frame.fin) {
                 return Err(self.fail(now, e));
+            }
+            if frame.fin {
+                self.life.timers.message_ended();
             }
         }
         Ok((
@@ -521,6 +553,9 @@ impl Connection {
         if frame_done {
             if let Err(e) = self.rx.end_data_frame(frame.fin) {
                 return Err(self.fail(now, e));
+            }
+            if frame.fin {
+                self.life.timers.message_ended();
             }
         }
         let payload = self.rx.inflater.as_ref().map_or(&[][..], |i| &i.out[..]);

@@ -84,6 +84,11 @@ impl Sender {
         wyrand(&mut self.rng)
     }
 
+    /// A random number from the sender's generator.
+    pub(super) fn random(&mut self) -> u64 {
+        self.next_u64()
+    }
+
     /// Checks that a frame may be sent now and updates the fragment sequence.
     fn begin(&mut self, opcode: OpCode, fin: bool, len: usize) -> Result<(), Error> {
         if self.closed {

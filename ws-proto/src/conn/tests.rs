@@ -1306,3 +1306,139 @@ fn huge_timeouts_saturate_instead_of_overflowing() {
         Err(Error::Timeout(TimeoutKind::Close))
     );
 }
+
+fn rate_limited(over: crate::rate::OverLimit) -> Config {
+    // 2 messages per second, bursts of 2; bytes unlimited.
+    no_timers().with_rate_limits(
+        crate::rate::RateLimits::default()
+            .with_messages(2, 2)
+            .with_over_limit(over),
+    )
+}
+
+#[test]
+fn rate_limit_backpressure_at_and_past_the_limit() {
+    let mut c = Connection::server(rate_limited(crate::rate::OverLimit::Backpressure), 0).unwrap();
+    let mut b = frame_to(Role::Server, 1, true, 0, b"a");
+    b.extend(frame_to(Role::Server, 1, true, 0, b"b"));
+    let third = frame_to(Role::Server, 9, true, 0, b"c");
+    b.extend(&third);
+    // At the limit: two messages pass at once.
+    let mut pos = 0;
+    for want in [b"a", b"b"] {
+        let (n, ev) = c.receive(0, &mut b[pos..]).unwrap();
+        pos += n;
+        assert_eq!(
+            ev.map(Ev::from),
+            Some(Ev::Data(DataKind::Text, want.to_vec(), true, true))
+        );
+    }
+    // One past it: the third frame's header is taken and held until the bucket refills
+    // (500 ms for one message at 2/s); nothing more is consumed meanwhile.
+    let (n, ev) = c.receive(0, &mut b[pos..]).unwrap();
+    assert_eq!((n, ev.is_none()), (2 + 4, true), "the header, kept");
+    pos += n;
+    assert_eq!(c.paused_until(), Some(500));
+    assert_eq!(c.poll_timeout(), Some(500));
+    assert_eq!(c.receive(499, &mut b[pos..]), Ok((0, None)));
+    assert_eq!(c.state(), State::Open);
+    c.handle_timeout(500).unwrap();
+    assert_eq!(c.paused_until(), None);
+    let (n, ev) = c.receive(500, &mut b[pos..]).unwrap();
+    assert_eq!(ev.map(Ev::from), Some(Ev::Ping(b"c".to_vec())));
+    assert_eq!(pos + n, b.len());
+    // A held frame with no payload completes from the kept header alone.
+    let mut c = Connection::server(rate_limited(crate::rate::OverLimit::Backpressure), 0).unwrap();
+    let mut three = Vec::new();
+    for _ in 0..3 {
+        three.extend(frame_to(Role::Server, 9, true, 0, b""));
+    }
+    assert_eq!(feed_all(&mut c, &three[..12]).unwrap().len(), 2);
+    assert_eq!(c.receive(0, &mut three[12..]), Ok((6, None)));
+    c.handle_timeout(500).unwrap();
+    assert_eq!(
+        c.receive(500, &mut []).map(|(n, e)| (n, e.map(Ev::from))),
+        Ok((0, Some(Ev::Ping(Vec::new()))))
+    );
+}
+
+#[test]
+fn rate_limit_close_at_and_past_the_limit() {
+    let mut c = Connection::server(rate_limited(crate::rate::OverLimit::Close), 0).unwrap();
+    let mut b = frame_to(Role::Server, 2, true, 0, b"1");
+    b.extend(frame_to(Role::Server, 2, true, 0, b"2"));
+    assert_eq!(feed_all(&mut c, &b).unwrap().len(), 2, "at the limit");
+    let e = feed_all(&mut c, &frame_to(Role::Server, 2, true, 0, b"3")).unwrap_err();
+    assert_eq!(e, (Vec::new(), Error::RateLimited));
+    assert_eq!(c.error_close_code(), Some(CloseCode::POLICY_VIOLATION));
+    assert_eq!(close_code_sent(&mut c), Some(Some(1008)));
+    // Refilled in time, the same rate passes.
+    let mut c = Connection::server(rate_limited(crate::rate::OverLimit::Close), 0).unwrap();
+    for t in [0u64, 0, 500, 1000, 1500] {
+        let mut f = frame_to(Role::Server, 2, true, 0, b"x");
+        assert!(c.receive(t, &mut f).is_ok(), "at {t}");
+    }
+    // Bytes on the wire count too: 10 bytes per second, bursts of 10.
+    let cfg = no_timers().with_rate_limits(
+        crate::rate::RateLimits::default()
+            .with_bytes(10, 10)
+            .with_over_limit(crate::rate::OverLimit::Close),
+    );
+    let mut c = Connection::server(cfg, 0).unwrap();
+    assert!(feed_all(&mut c, &frame_to(Role::Server, 2, true, 0, &[0; 10])).is_ok());
+    let e = feed_all(&mut c, &frame_to(Role::Server, 2, true, 0, &[0; 1])).unwrap_err();
+    assert_eq!(e.1, Error::RateLimited);
+}
+
+#[test]
+fn a_message_must_arrive_within_its_deadline() {
+    let cfg = no_timers().with_message_timeout(Some(Duration::from_millis(1000)));
+    let mut c = Connection::server(cfg, 0).unwrap();
+    let mut first = frame_to(Role::Server, 1, false, 0, b"slow");
+    c.receive(100, &mut first).unwrap();
+    assert_eq!(c.poll_timeout(), Some(1100));
+    // Control frames between its fragments do not extend it.
+    let mut ping = frame_to(Role::Server, 9, true, 0, b"");
+    c.receive(600, &mut ping).unwrap();
+    c.handle_timeout(1099).unwrap();
+    assert_eq!(
+        c.handle_timeout(1100),
+        Err(Error::Timeout(TimeoutKind::Message))
+    );
+    assert_eq!(close_code_sent(&mut c), Some(Some(1008)));
+    // A message that ends in time clears its deadline.
+    let mut c = Connection::server(cfg, 0).unwrap();
+    let mut b = frame_to(Role::Server, 1, false, 0, b"a");
+    b.extend(frame_to(Role::Server, 0, true, 0, b"b"));
+    c.receive(0, &mut b[..7]).unwrap();
+    c.receive(999, &mut b[7..]).unwrap();
+    assert_eq!(c.poll_timeout(), None);
+    c.handle_timeout(5_000).unwrap();
+    assert_eq!(c.state(), State::Open);
+}
+
+#[test]
+fn max_lifetime_closes_with_1001_within_its_last_tenth() {
+    let cfg = no_timers().with_max_lifetime(Some(Duration::from_secs(100)));
+    let mut ends = Vec::new();
+    for seed in 0..50u64 {
+        let mut c = Connection::new(Role::Server, cfg, seed, 1_000).unwrap();
+        let at = c.poll_timeout().unwrap();
+        assert!((91_000..=101_000).contains(&at), "seed {seed}: {at}");
+        c.handle_timeout(at - 1).unwrap();
+        assert_eq!(c.state(), State::Open);
+        c.handle_timeout(at).unwrap();
+        assert_eq!(c.state(), State::ClosedByUs, "a close, not a failure");
+        assert_eq!(c.error(), None);
+        assert_eq!(close_code_sent(&mut c), Some(Some(1001)));
+        assert_eq!(
+            c.poll_timeout(),
+            Some(at + 5_000),
+            "then the close deadline"
+        );
+        ends.push(at);
+    }
+    ends.sort_unstable();
+    ends.dedup();
+    assert!(ends.len() > 25, "spread out: {ends:?}");
+}

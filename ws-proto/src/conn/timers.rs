@@ -39,18 +39,53 @@ pub(super) struct Timers {
     close: Option<Deadline>,
     /// When something last arrived, for the idle timeout.
     last_heard: u64,
+    /// The message being received must be complete by then.
+    message: Option<Deadline>,
+    /// The connection closes (1001) then: its maximum lifetime.
+    lifetime: Option<Deadline>,
+    /// Receiving is held back by the rate limits until then.
+    paused: Option<Deadline>,
     ping_seq: u64,
 }
 
 impl Timers {
-    pub(super) fn new(now: u64, ping: Option<NonZeroU64>) -> Timers {
+    pub(super) fn new(now: u64, ping: Option<NonZeroU64>, lifetime: Option<u64>) -> Timers {
         Timers {
             next_ping: ping.map(|p| Deadline::after(now, p.get())),
             pong: None,
             close: None,
             last_heard: now,
+            message: None,
+            lifetime: lifetime.map(|l| Deadline::after(now, l)),
+            paused: None,
             ping_seq: 0,
         }
+    }
+
+    /// A message began at `now`: it must be complete within `timeout` (if set).
+    pub(super) fn message_started(&mut self, now: u64, timeout: Option<NonZeroU64>) {
+        self.message = timeout.map(|t| Deadline::after(now, t.get()));
+    }
+
+    pub(super) fn message_ended(&mut self) {
+        self.message = None;
+    }
+
+    /// Holds receiving back until `until`.
+    pub(super) fn pause(&mut self, until: u64) {
+        self.paused = Some(Deadline::after(until, 0));
+    }
+
+    /// The pause, if it still holds at `now`.
+    pub(super) fn paused_at(&mut self, now: u64) -> bool {
+        if Deadline::due(self.paused, now) {
+            self.paused = None;
+        }
+        self.paused.is_some()
+    }
+
+    pub(super) fn paused(&self) -> Option<u64> {
+        self.paused.map(Deadline::ms)
     }
 
     /// A frame began to arrive at `now`: the peer is alive.
@@ -74,9 +109,19 @@ impl Connection {
         let t = &mut self.life.timers;
         match self.life.state {
             State::Terminated => Ok(()),
+            State::Open | State::ClosedByUs if Deadline::due(t.message, now) => {
+                Err(self.fail(now, Error::Timeout(TimeoutKind::Message)))
+            }
             State::Open => {
+                t.paused_at(now);
                 if Deadline::due(t.pong, now) {
                     return Err(self.fail(now, Error::Timeout(TimeoutKind::Pong)));
+                }
+                if Deadline::due(t.lifetime, now) {
+                    // The end of the connection's life: a close like the application's.
+                    t.lifetime = None;
+                    let _ = self.close(now, Some(crate::close::CloseCode::GOING_AWAY), "");
+                    return Ok(());
                 }
                 if let Some(idle) = self.life.timing.idle {
                     if t.last_heard.saturating_add(idle.get()) <= now {
@@ -97,6 +142,10 @@ impl Connection {
             }
             State::ClosedByUs if Deadline::due(t.close, now) => {
                 Err(self.fail(now, Error::Timeout(TimeoutKind::Close)))
+            }
+            State::ClosedByUs => {
+                t.paused_at(now);
+                Ok(())
             }
             _ => {
                 if Deadline::due(t.close, now) {
@@ -119,15 +168,18 @@ impl Connection {
                     .timing
                     .idle
                     .map(|i| t.last_heard.saturating_add(i.get()));
-                [
-                    t.next_ping.map(Deadline::ms),
-                    t.pong.map(Deadline::ms),
-                    idle,
-                ]
+                [t.next_ping, t.pong, t.message, t.lifetime, t.paused]
+                    .into_iter()
+                    .flatten()
+                    .map(Deadline::ms)
+                    .chain(idle)
+                    .min()
+            }
+            State::ClosedByUs => [t.close, t.message, t.paused]
                 .into_iter()
                 .flatten()
-                .min()
-            }
+                .map(Deadline::ms)
+                .min(),
             _ => t.close.map(Deadline::ms),
         }
     }
