@@ -3,11 +3,11 @@
 //! - [`testee`]: the echo server and echo client that kosoku drives;
 //! - [`kosoku`]: installing kosoku in a virtual environment and starting it;
 //! - [`report`]: reading its `index.json` and per-case reports;
-//! - [`expected`]: `expected-results.json` and the regression check.
+//! - [`expected`]: `expected-results.json` and the regression check;
+//! - [`select`]: case selection (`--cases`).
 
 pub mod expected;
-pub mod glob;
 pub mod kosoku;
 pub mod report;
+pub mod select;
 pub mod testee;
-pub mod timefmt;

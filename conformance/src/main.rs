@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use conformance::expected::{self, Comparison, Expected, Role, TOTAL_CASES};
 use conformance::report::{self, CaseId, Outcome, Report};
 use conformance::testee::{self, ClientOptions, ClientSummary};
-use conformance::{glob, kosoku, timefmt};
+use conformance::{kosoku, select};
+use time::OffsetDateTime;
 
 /// Agent name the client testee reports under.
 const AGENT: &str = "ws-tokio";
@@ -97,7 +98,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             .collect();
     }
     Ok(Some(Args {
-        patterns: glob::split_patterns(&cases),
+        patterns: select::split_patterns(&cases),
         roles,
         expected,
         update_expected,
@@ -438,13 +439,18 @@ fn workspace_dirs() -> (PathBuf, PathBuf) {
     (crate_dir, target)
 }
 
+/// A folder-name-safe UTC timestamp, `YYYYMMDDTHHMMSSZ`.
+fn folder_stamp(t: OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
 /// A new folder under `parent` named after the current UTC time.
 fn fresh_dir(parent: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let stamp = timefmt::folder_stamp(now);
+    let stamp = folder_stamp(OffsetDateTime::now_utc());
     for n in 0..100 {
         let name = if n == 0 {
             stamp.clone()
@@ -475,7 +481,7 @@ fn run(args: Args) -> Result<bool, String> {
     for w in expected.warnings() {
         println!("warning: {w}");
     }
-    let selected = glob::select(&args.patterns, expected.cases.keys())?;
+    let selected = select::select(&args.patterns, expected.cases.keys())?;
     if args.patterns.is_empty() && selected.len() != TOTAL_CASES {
         return Err(format!(
             "expected-results.json must list all {TOTAL_CASES} cases, it lists {}",
@@ -634,7 +640,7 @@ mod tests {
         // Every pattern of the quick run selects cases of the suite (kosoku refuses one that
         // selects nothing).
         let suite = expected::parse_expected(include_str!("../expected-results.json")).unwrap();
-        let selected = glob::select(&a.patterns, suite.cases.keys()).unwrap();
+        let selected = select::select(&a.patterns, suite.cases.keys()).unwrap();
         assert!(
             selected
                 .iter()
@@ -681,5 +687,19 @@ mod tests {
         let t = tally(Some(&r), &selected);
         assert_eq!(t[&1], [1, 0, 0, 0, 2]);
         assert_eq!(t[&12], [0, 0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn folder_stamps() {
+        use time::macros::datetime;
+        assert_eq!(folder_stamp(OffsetDateTime::UNIX_EPOCH), "19700101T000000Z");
+        assert_eq!(
+            folder_stamp(datetime!(2023-11-14 22:13:20 UTC)),
+            "20231114T221320Z"
+        );
+        assert_eq!(
+            folder_stamp(datetime!(2024-03-01 05:29:59 +05:30)),
+            "20240229T235959Z"
+        );
     }
 }
