@@ -93,6 +93,26 @@ pub struct Expected {
     pub cases: BTreeMap<CaseId, Expectation>,
 }
 
+/// The suite's case ids, in order: those of the committed `expected-results.json`, which lists
+/// every case of kosoku 0.1.0 (a test checks that it holds [`TOTAL_CASES`] of them).
+pub fn suite_cases() -> Vec<CaseId> {
+    parse_expected(include_str!("../expected-results.json"))
+        .map(|e| e.cases.into_keys().collect())
+        .unwrap_or_default()
+}
+
+impl Expected {
+    /// Expectations for a new implementation: every case of the suite OK in both roles.
+    pub fn all_pass() -> Expected {
+        Expected {
+            cases: suite_cases()
+                .into_iter()
+                .map(|id| (id, Expectation::PASS))
+                .collect(),
+        }
+    }
+}
+
 /// Parses and validates the expectations file: every result a known label, every exception
 /// with a non-empty one-line reason.
 pub fn parse_expected(text: &str) -> Result<Expected, String> {
@@ -338,6 +358,10 @@ mod tests {
         assert_eq!(e.cases.len(), TOTAL_CASES);
         assert!(e.warnings().is_empty(), "{:?}", e.warnings());
         assert_eq!(e.render(), text);
+        assert_eq!(suite_cases(), e.cases.keys().cloned().collect::<Vec<_>>());
+        let fresh = Expected::all_pass();
+        assert_eq!(fresh.cases.len(), TOTAL_CASES);
+        assert!(fresh.warnings().is_empty());
         // Every case, permessage-deflate (12.x/13.x) included, is expected to pass in both roles.
         for (id, x) in &e.cases {
             for o in [x.server, x.client] {

@@ -1,13 +1,19 @@
-//! Autobahn TestSuite conformance for `ws-tokio`, run with kosoku.
+//! Autobahn TestSuite conformance for `ws-tokio`, or for any WebSocket server or client, run
+//! with kosoku.
 //!
 //! - [`testee`]: the echo server and echo client that kosoku drives;
+//! - [`external`]: an external server or client program under test, and the client
+//!   program's contract;
 //! - [`kosoku`]: installing kosoku in a virtual environment and starting it;
 //! - [`report`]: reading its `index.json` and per-case reports;
-//! - [`expected`]: `expected-results.json` and the regression check.
+//! - [`expected`]: `expected-results.json` and the regression check;
+//! - [`select`]: case selection (`--cases`);
+//! - [`cli`]: the runner's command line.
 
+pub mod cli;
 pub mod expected;
-pub mod glob;
+pub mod external;
 pub mod kosoku;
 pub mod report;
+pub mod select;
 pub mod testee;
-pub mod timefmt;

@@ -1,135 +1,59 @@
 //! Runs the Autobahn TestSuite (kosoku) against the `ws-tokio` testees, both roles, and checks
-//! the results against `conformance/expected-results.json`.
+//! the results against `conformance/expected-results.json`; or against an external server
+//! (`--server ws://HOST:PORT`) or client program (`--client-cmd 'CMD {url} {agent}'`).
 //!
-//! `cargo run --release -p conformance -- [--cases GLOB]... [--role server|client|both]
-//! [--update-expected] [--no-deflate] [--timeout SECS]`
+//! `cargo run --release -p conformance -- --help` lists the options; the client program's
+//! contract is in [`conformance::external`] and `conformance/README.md`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{ExitCode, ExitStatus};
+use std::time::{Duration, Instant};
 
+use clap::{CommandFactory, Parser};
+use conformance::cli::{Cli, Plan, Subject};
 use conformance::expected::{self, Comparison, Expected, Role, TOTAL_CASES};
+use conformance::external::{self, ClientCommand, ServerUrl};
 use conformance::report::{self, CaseId, Outcome, Report};
 use conformance::testee::{self, ClientOptions, ClientSummary};
-use conformance::{glob, kosoku, timefmt};
+use conformance::{kosoku, select};
+use time::OffsetDateTime;
+use tokio::process::Child;
 
-/// Agent name the client testee reports under.
-const AGENT: &str = "ws-tokio";
-/// Cases kosoku runs at once against the server testee.
+/// Cases kosoku runs at once against the server under test.
 const PARALLELISM: usize = 2;
 /// Regressions shown with their report details; the rest get one line each.
 const DETAILED: usize = 25;
-
-const USAGE: &str = "\
-usage: cargo run --release -p conformance -- [OPTIONS]
-
-  --cases GLOB        run only matching case ids (`*` wildcard, repeatable, comma-separated)
-  --role ROLE         server, client or both (default both)
-  --expected FILE     expectations file (default conformance/expected-results.json)
-  --update-expected   rewrite the expectations file from this run's results
-  --no-deflate        testees without permessage-deflate: a quick run of 1.x-10.x only
-  --split             the server testee echoes through split read and write halves
-                      (by default they negotiate it with ws-tokio's settings and all 517
-                      cases run, 12.x/13.x included)
-  --timeout SECS      time limit for each role's kosoku run (default 1800, 100 with --no-deflate)
-  -h, --help          this text";
-
-struct Args {
-    patterns: Vec<String>,
-    roles: Vec<Role>,
-    expected: Option<PathBuf>,
-    update_expected: bool,
-    deflate: bool,
-    split: bool,
-    timeout: Duration,
-}
-
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut cases = Vec::new();
-    let mut roles = Role::BOTH.to_vec();
-    let mut expected = None;
-    let mut update_expected = false;
-    let mut deflate = true;
-    let mut split = false;
-    let mut timeout = None;
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--cases" => cases.push(value()?),
-            "--role" => {
-                roles = match value()?.as_str() {
-                    "server" => vec![Role::Server],
-                    "client" => vec![Role::Client],
-                    "both" => Role::BOTH.to_vec(),
-                    other => return Err(format!("--role {other:?}: use server, client or both")),
-                }
-            }
-            "--expected" => expected = Some(PathBuf::from(value()?)),
-            "--update-expected" => update_expected = true,
-            "--deflate" => deflate = true,
-            "--no-deflate" => deflate = false,
-            "--split" => split = true,
-            "--timeout" => {
-                let v = value()?;
-                let secs: u64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("--timeout {v:?}: not a positive number"))?;
-                timeout = Some(Duration::from_secs(secs));
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    if !deflate && cases.is_empty() {
-        // Without compression 12.x/13.x cannot pass: leave them out (there is no 8.x).
-        cases = [1, 2, 3, 4, 5, 6, 7, 9, 10]
-            .iter()
-            .map(|g| format!("{g}.*"))
-            .collect();
-    }
-    Ok(Some(Args {
-        patterns: glob::split_patterns(&cases),
-        roles,
-        expected,
-        update_expected,
-        deflate,
-        split,
-        timeout: timeout.unwrap_or(Duration::from_secs(if deflate { 1800 } else { 100 })),
-    }))
-}
+/// How long an external server may take to accept a TCP connection before the run gives up.
+const REACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long kosoku's fuzzing server may take to answer `/getCaseCount` after its start.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long kosoku may take to write its reports and exit after `/updateReports`.
+const REPORT_GRACE: Duration = Duration::from_secs(5);
 
 /// What one role's run produced.
 struct RoleRun {
     role: Role,
+    subject: Subject,
     dir: PathBuf,
     log: PathBuf,
     report: Option<Report>,
     error: Option<String>,
+    notes: Vec<String>,
     wall: Duration,
     client: Option<ClientSummary>,
 }
 
 impl RoleRun {
-    fn new(role: Role, root: &Path) -> RoleRun {
+    fn new(role: Role, subject: Subject, root: &Path) -> RoleRun {
         RoleRun {
             role,
+            subject,
             dir: root.join(role.name()),
             log: root.join(format!("{}-kosoku.log", role.name())),
             report: None,
             error: None,
+            notes: Vec::new(),
             wall: Duration::ZERO,
             client: None,
         }
@@ -144,7 +68,7 @@ impl RoleRun {
 
     /// kosoku exits with 0 when every case passed and 1 when some did not; anything else is
     /// a crash or a usage error.
-    fn check_status(&mut self, status: std::process::ExitStatus) {
+    fn check_status(&mut self, status: ExitStatus) {
         if !matches!(status.code(), Some(0 | 1)) {
             self.note(format!("kosoku exited with {status}"));
         }
@@ -158,18 +82,40 @@ impl RoleRun {
 }
 
 /// Runs one role, if there is one, and says when it is done.
-async fn run_role(run: Option<&mut RoleRun>, exe: &Path, args: &Args) {
+async fn run_role(run: Option<&mut RoleRun>, exe: &Path, plan: &Plan) {
     let Some(run) = run else { return };
-    match run.role {
-        Role::Server => run_server_role(run, exe, args).await,
-        Role::Client => run_client_role(run, exe, args).await,
+    match run.subject.clone() {
+        Subject::Server(url) => run_external_server(run, exe, plan, &url).await,
+        Subject::Client(cmd) => run_external_client(run, exe, plan, &cmd).await,
+        _ => match run.role {
+            Role::Server => run_server_role(run, exe, plan).await,
+            Role::Client => run_client_role(run, exe, plan).await,
+        },
     }
     println!("{} role done in {}", run.role, secs(run.wall));
 }
 
+/// kosoku `fuzzingclient` against the server at `target` (`host:port` or a `ws://` URL).
+async fn fuzz_server(run: &mut RoleRun, exe: &Path, plan: &Plan, target: &str) {
+    let limit = plan.timeout;
+    let kosoku_args = kosoku::fuzzingclient_args(target, &plan.patterns, PARALLELISM, &run.dir);
+    let start = Instant::now();
+    match kosoku::spawn(exe, &kosoku_args, &run.log) {
+        Ok(mut child) => match kosoku::wait_or_kill(&mut child, limit).await {
+            Some(status) => run.check_status(status),
+            None => run.note(format!(
+                "kosoku killed after {} s (it writes its report only at the end)",
+                limit.as_secs()
+            )),
+        },
+        Err(e) => run.note(e),
+    }
+    run.wall = start.elapsed();
+    run.load(None);
+}
+
 /// Server role: the echo server in this process, kosoku `fuzzingclient` against it.
-async fn run_server_role(run: &mut RoleRun, exe: &Path, args: &Args) {
-    let (patterns, limit) = (&args.patterns, args.timeout);
+async fn run_server_role(run: &mut RoleRun, exe: &Path, plan: &Plan) {
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
         Ok(l) => l,
         Err(e) => {
@@ -186,60 +132,69 @@ async fn run_server_role(run: &mut RoleRun, exe: &Path, args: &Args) {
     };
     let server = tokio::spawn(testee::serve(
         listener,
-        testee::testee_config(args.deflate),
-        args.split,
+        testee::testee_config(plan.deflate),
+        plan.split,
     ));
-    let kosoku_args =
-        kosoku::fuzzingclient_args(&addr.to_string(), patterns, PARALLELISM, &run.dir);
     println!("server role: echo server on ws://{addr}, kosoku fuzzingclient -p {PARALLELISM}");
-    let start = Instant::now();
-    match kosoku::spawn(exe, &kosoku_args, &run.log) {
-        Ok(mut child) => match kosoku::wait_or_kill(&mut child, limit).await {
-            Some(status) => run.check_status(status),
-            None => run.note(format!(
-                "kosoku killed after {} s (it writes its report only at the end)",
-                limit.as_secs()
-            )),
-        },
-        Err(e) => run.note(e),
-    }
-    run.wall = start.elapsed();
+    fuzz_server(run, exe, plan, &addr.to_string()).await;
     server.abort();
-    run.load(None);
+}
+
+/// Server role of an external implementation: kosoku `fuzzingclient` against `url`, which
+/// must already accept connections.
+async fn run_external_server(run: &mut RoleRun, exe: &Path, plan: &Plan, url: &ServerUrl) {
+    if let Err(e) = external::wait_reachable(url, REACH_TIMEOUT).await {
+        run.error = Some(e);
+        return;
+    }
+    println!(
+        "server role: external server {url} (agent {:?}), kosoku fuzzingclient -p {PARALLELISM}",
+        plan.agent
+    );
+    fuzz_server(run, exe, plan, url.as_str()).await;
+}
+
+/// kosoku `fuzzingserver` on a free loopback port: the process and its base URL.
+fn start_fuzzing_server(run: &mut RoleRun, exe: &Path, plan: &Plan) -> Option<(Child, String)> {
+    let port = match kosoku::free_port() {
+        Ok(p) => p,
+        Err(e) => {
+            run.error = Some(format!("no free loopback port: {e}"));
+            return None;
+        }
+    };
+    let bind = format!("127.0.0.1:{port}");
+    let kosoku_args = kosoku::fuzzingserver_args(&bind, &plan.patterns, &run.dir);
+    match kosoku::spawn(exe, &kosoku_args, &run.log) {
+        Ok(child) => Some((child, format!("ws://{bind}"))),
+        Err(e) => {
+            run.error = Some(e);
+            None
+        }
+    }
 }
 
 /// Client role: kosoku `fuzzingserver` on a free port, the echo client in this process. The
 /// client stops starting cases shortly before the time limit so that kosoku still writes a
 /// (partial) report.
-async fn run_client_role(run: &mut RoleRun, exe: &Path, args: &Args) {
-    let (patterns, limit) = (&args.patterns, args.timeout);
-    let port = match kosoku::free_port() {
-        Ok(p) => p,
-        Err(e) => {
-            run.error = Some(format!("no free loopback port: {e}"));
-            return;
-        }
-    };
-    let bind = format!("127.0.0.1:{port}");
-    let kosoku_args = kosoku::fuzzingserver_args(&bind, patterns, &run.dir);
-    println!("client role: kosoku fuzzingserver on ws://{bind}, echo client agent {AGENT:?}");
+async fn run_client_role(run: &mut RoleRun, exe: &Path, plan: &Plan) {
+    let limit = plan.timeout;
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
-    let mut child = match kosoku::spawn(exe, &kosoku_args, &run.log) {
-        Ok(c) => c,
-        Err(e) => {
-            run.error = Some(e);
-            return;
-        }
+    let Some((mut child, base)) = start_fuzzing_server(run, exe, plan) else {
+        return;
     };
-    let base = format!("ws://{bind}");
+    println!(
+        "client role: kosoku fuzzingserver on {base}, echo client agent {:?}",
+        plan.agent
+    );
     let margin = (limit / 10).min(Duration::from_secs(10));
     let options = ClientOptions {
-        config: testee::testee_config(args.deflate),
+        config: testee::testee_config(plan.deflate),
         deadline: Some(deadline - margin),
         ..ClientOptions::default()
     };
-    let client = testee::run_client(&base, AGENT, options);
+    let client = testee::run_client(&base, &plan.agent, options);
     tokio::pin!(client);
     let outcome = tokio::select! {
         r = &mut client => r,
@@ -263,7 +218,114 @@ async fn run_client_role(run: &mut RoleRun, exe: &Path, args: &Args) {
         None => run.note("kosoku killed: it had not written its report".to_owned()),
     }
     run.wall = start.elapsed();
-    run.load(Some(AGENT));
+    run.load(Some(&plan.agent));
+}
+
+/// Client role of an external implementation: kosoku `fuzzingserver` on a free port and, once
+/// it answers, the client command, run once (contract: [`conformance::external`]). The command
+/// is killed shortly before the time limit; when it is gone and kosoku still serves, the
+/// runner asks for the reports itself.
+async fn run_external_client(run: &mut RoleRun, exe: &Path, plan: &Plan, cmd: &ClientCommand) {
+    let limit = plan.timeout;
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + limit;
+    let margin = (limit / 10).min(Duration::from_secs(10));
+    let Some((mut kosoku, base)) = start_fuzzing_server(run, exe, plan) else {
+        return;
+    };
+    let agent = plan.agent.as_str();
+    let count = tokio::select! {
+        c = testee::case_count(&base, STARTUP_TIMEOUT) => c,
+        status = kosoku.wait() => Err(format!("kosoku exited at its start ({status:?})")),
+        _ = tokio::time::sleep(2 * STARTUP_TIMEOUT) => Err(format!("no case count from {base}")),
+    };
+    let count = match count {
+        Ok(c) => c,
+        Err(e) => {
+            run.note(e);
+            run.wall = start.elapsed();
+            return;
+        }
+    };
+    let cmd_log = run
+        .dir
+        .with_file_name(format!("{}-command.log", run.role.name()));
+    println!(
+        "client role: kosoku fuzzingserver on {base} ({count} cases), client command {:?}, \
+         output in {}",
+        cmd.render(&base, agent),
+        cmd_log.display()
+    );
+    let mut client = match cmd.spawn(&base, agent, &cmd_log) {
+        Ok(c) => c,
+        Err(e) => {
+            run.note(e);
+            run.wall = start.elapsed();
+            return;
+        }
+    };
+    let mut kosoku_status = None;
+    let command_status = tokio::select! {
+        s = client.child.wait() => Some(s),
+        s = kosoku.wait() => {
+            // kosoku is done (the reports are asked for): the command should end right away.
+            kosoku_status = Some(s);
+            tokio::time::timeout(REPORT_GRACE, client.child.wait()).await.ok()
+        }
+        _ = tokio::time::sleep_until(deadline - margin) => None,
+    };
+    let killed = command_status.is_none();
+    match command_status {
+        Some(Ok(status)) if status.success() => {}
+        Some(Ok(status)) => run.note(format!(
+            "the client command exited with {status} (output: {})",
+            cmd_log.display()
+        )),
+        Some(Err(e)) => run.note(format!("waiting for the client command: {e}")),
+        None => run.note(format!(
+            "the client command was still running {}: killed (output: {})",
+            if kosoku_status.is_some() {
+                "after kosoku had written its reports"
+            } else {
+                "at the time limit"
+            },
+            cmd_log.display()
+        )),
+    }
+    client.kill_group();
+    let _ = client.child.wait().await;
+    // A command that ended by itself may have asked for the reports: give kosoku time to
+    // write them. One that was killed did not.
+    let grace = if !killed {
+        REPORT_GRACE
+    } else {
+        Duration::ZERO
+    };
+    let kosoku_status = match kosoku_status {
+        Some(s) => s.ok(),
+        None => match tokio::time::timeout(grace, kosoku.wait()).await {
+            Ok(s) => s.ok(),
+            Err(_) => {
+                // Still serving: the command did not ask for the reports (or was killed).
+                let ask = testee::update_reports(&base, agent);
+                if let Ok(Ok(())) = tokio::time::timeout(REPORT_GRACE, ask).await {
+                    run.notes.push(
+                        "the client command did not call /updateReports: the runner did".to_owned(),
+                    );
+                }
+                let left = deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .max(REPORT_GRACE);
+                kosoku::wait_or_kill(&mut kosoku, left).await
+            }
+        },
+    };
+    match kosoku_status {
+        Some(status) => run.check_status(status),
+        None => run.note("kosoku killed: it had not written its report".to_owned()),
+    }
+    run.wall = start.elapsed();
+    run.load(Some(agent));
 }
 
 fn secs(d: Duration) -> String {
@@ -289,12 +351,17 @@ fn tally(report: Option<&Report>, selected: &[CaseId]) -> BTreeMap<u32, [usize; 
     t
 }
 
-fn print_table(run: &RoleRun, selected: &[CaseId], walls: &BTreeMap<u32, Duration>) {
+fn print_table(run: &RoleRun, plan: &Plan, selected: &[CaseId], walls: &BTreeMap<u32, Duration>) {
     let report = run.report.as_ref();
-    let agent = report.map_or("-", |r| r.agent.as_str());
+    let reported = report.map_or("-", |r| r.agent.as_str());
+    let agent = match run.subject {
+        Subject::Ours => format!("agent {reported:?}"),
+        _ if report.is_none() || reported == plan.agent => format!("agent {:?}", plan.agent),
+        _ => format!("agent {:?}, reported by kosoku as {reported:?}", plan.agent),
+    };
     println!();
     println!(
-        "== {} role (agent {agent:?}): {} of {} cases reported, wall {}",
+        "== {} role ({agent}): {} of {} cases reported, wall {}",
         run.role,
         report.map_or(0, |r| r.cases.len()),
         selected.len(),
@@ -335,10 +402,15 @@ fn print_table(run: &RoleRun, selected: &[CaseId], walls: &BTreeMap<u32, Duratio
     );
 }
 
-fn print_comparison(run: &RoleRun, cmp: &Comparison) {
+/// What a run says about one role: errors, count, missing cases and, when the results are
+/// `judged` against expectations, regressions and improvements.
+fn print_comparison(run: &RoleRun, cmp: &Comparison, judged: bool) {
     let role = run.role;
     if let Some(e) = &run.error {
         println!("{role} role error: {e} (log: {})", run.log.display());
+    }
+    for n in &run.notes {
+        println!("{role} role: {n}");
     }
     if let Some(s) = &run.client {
         println!(
@@ -371,12 +443,27 @@ fn print_comparison(run: &RoleRun, cmp: &Comparison) {
         .filter(|ch| ch.actual == Outcome::Missing)
         .map(|ch| ch.id.to_string())
         .collect();
-    if !missing.is_empty() {
+    let word = if judged { "REGRESSION" } else { "INCOMPLETE" };
+    if run.report.is_none() {
         println!(
-            "{role} REGRESSION: {} selected case(s) missing from the report: {}",
+            "{role} {word}: no report, all {} selected case(s) missing",
+            missing.len()
+        );
+    } else if !missing.is_empty() {
+        println!(
+            "{role} {word}: {} selected case(s) missing from the report: {}",
             missing.len(),
             missing.join(" ")
         );
+    }
+    if !judged {
+        if run.report.is_some() {
+            println!(
+                "{role} HTML report: {}",
+                run.dir.join("index.html").display()
+            );
+        }
+        return;
     }
     let worse = cmp
         .regressions
@@ -447,13 +534,18 @@ fn workspace_dirs() -> (PathBuf, PathBuf) {
     (crate_dir, target)
 }
 
+/// A folder-name-safe UTC timestamp, `YYYYMMDDTHHMMSSZ`.
+fn folder_stamp(t: OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
 /// A new folder under `parent` named after the current UTC time.
 fn fresh_dir(parent: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let stamp = timefmt::folder_stamp(now);
+    let stamp = folder_stamp(OffsetDateTime::now_utc());
     for n in 0..100 {
         let name = if n == 0 {
             stamp.clone()
@@ -470,36 +562,86 @@ fn fresh_dir(parent: &Path) -> Result<PathBuf, String> {
     Err(format!("no fresh folder under {}", parent.display()))
 }
 
-fn run(args: Args) -> Result<bool, String> {
-    let started = Instant::now();
-    let (crate_dir, target) = workspace_dirs();
-    let expected_path = args
-        .expected
-        .clone()
-        .unwrap_or_else(|| crate_dir.join("expected-results.json"));
-    let text = std::fs::read_to_string(&expected_path)
-        .map_err(|e| format!("{}: {e}", expected_path.display()))?;
-    let mut expected: Expected =
-        expected::parse_expected(&text).map_err(|e| format!("{}: {e}", expected_path.display()))?;
+/// Expectations read from a file (or to be written to it).
+type ExpectationsFile = (Expected, PathBuf);
+
+/// The expectations to compare with, their file, and the cases selected. Our testees always
+/// have expectations (the committed file unless another is given); an external implementation
+/// only with `--expect FILE`, which `--update-expected` may create.
+fn expectations(
+    plan: &Plan,
+    crate_dir: &Path,
+) -> Result<(Option<ExpectationsFile>, Vec<CaseId>), String> {
+    let path = match (&plan.expected, plan.external) {
+        (Some(p), _) => Some(p.clone()),
+        (None, false) => Some(crate_dir.join("expected-results.json")),
+        (None, true) => None,
+    };
+    let Some(path) = path else {
+        return Ok((
+            None,
+            select::select(&plan.patterns, &expected::suite_cases())?,
+        ));
+    };
+    let expected = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            expected::parse_expected(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && plan.external
+                && plan.update_expected =>
+        {
+            println!(
+                "{} does not exist yet: starting from all cases OK",
+                path.display()
+            );
+            Expected::all_pass()
+        }
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
     for w in expected.warnings() {
         println!("warning: {w}");
     }
-    let selected = glob::select(&args.patterns, expected.cases.keys())?;
-    if args.patterns.is_empty() && selected.len() != TOTAL_CASES {
-        return Err(format!(
-            "expected-results.json must list all {TOTAL_CASES} cases, it lists {}",
-            selected.len()
-        ));
-    }
+    let selected = if plan.external {
+        select::select(&plan.patterns, &expected::suite_cases())?
+    } else {
+        let selected = select::select(&plan.patterns, expected.cases.keys())?;
+        if plan.patterns.is_empty() && selected.len() != TOTAL_CASES {
+            return Err(format!(
+                "expected-results.json must list all {TOTAL_CASES} cases, it lists {}",
+                selected.len()
+            ));
+        }
+        selected
+    };
+    Ok((Some((expected, path)), selected))
+}
+
+fn run(plan: Plan) -> Result<bool, String> {
+    let started = Instant::now();
+    let (crate_dir, target) = workspace_dirs();
+    let (mut expected, selected) = expectations(&plan, &crate_dir)?;
 
     let exe = kosoku::ensure_venv(&target.join("conformance-venv"))?;
     let root = fresh_dir(&target.join("conformance-reports"))?;
+    let subject = if plan.external {
+        format!("external implementation {:?}", plan.agent)
+    } else {
+        format!(
+            "testees {} permessage-deflate",
+            if plan.deflate { "with" } else { "without" }
+        )
+    };
     println!(
-        "kosoku {} from {}; {} case(s) selected; testees {} permessage-deflate; reports in {}",
+        "kosoku {} from {}; {} case(s) selected; {subject}; {}; reports in {}",
         kosoku::KOSOKU_VERSION,
         exe.display(),
         selected.len(),
-        if args.deflate { "with" } else { "without" },
+        match &expected {
+            Some((_, p)) => format!("expectations {}", p.display()),
+            None => "no expectations file".to_owned(),
+        },
         root.display()
     );
 
@@ -509,15 +651,15 @@ fn run(args: Args) -> Result<bool, String> {
         .map_err(|e| format!("tokio runtime: {e}"))?;
     // Both roles run at once: the client role runs its cases one after another, so it leaves
     // room beside the server role's parallel cases.
-    let mut runs: Vec<RoleRun> = args
+    let mut runs: Vec<RoleRun> = plan
         .roles
         .iter()
-        .map(|role| RoleRun::new(*role, &root))
+        .map(|(role, subject)| RoleRun::new(*role, subject.clone(), &root))
         .collect();
     runtime.block_on(async {
         let mut it = runs.iter_mut();
         let (first, second) = (it.next(), it.next());
-        tokio::join!(run_role(first, &exe, &args), run_role(second, &exe, &args));
+        tokio::join!(run_role(first, &exe, &plan), run_role(second, &exe, &plan));
     });
     drop(runtime);
 
@@ -529,7 +671,7 @@ fn run(args: Args) -> Result<bool, String> {
             .as_ref()
             .map(|rep| report::group_walls(&r.dir, rep))
             .unwrap_or_default();
-        print_table(r, &selected, &walls);
+        print_table(r, &plan, &selected, &walls);
         let deflate: Vec<String> = [12, 13]
             .iter()
             .filter_map(|g| walls.get(g).map(|d| format!("{g}.x {}", secs(*d))))
@@ -537,9 +679,20 @@ fn run(args: Args) -> Result<bool, String> {
         if !deflate.is_empty() {
             println!("{} role wall time: {}", r.role, deflate.join(", "));
         }
-        let cmp = expected::compare(&expected, r.role, &selected, r.report.as_ref());
-        print_comparison(r, &cmp);
-        ok &= cmp.passed();
+        let judged = expected.as_ref().map(|(e, _)| e);
+        let none = Expected::default();
+        let cmp = expected::compare(
+            judged.unwrap_or(&none),
+            r.role,
+            &selected,
+            r.report.as_ref(),
+        );
+        print_comparison(r, &cmp, judged.is_some());
+        ok &= if judged.is_some() {
+            cmp.passed()
+        } else {
+            cmp.count_ok()
+        };
         comparisons.push(cmp);
     }
 
@@ -549,12 +702,15 @@ fn run(args: Args) -> Result<bool, String> {
     }
     println!("timing: total {}", secs(started.elapsed()));
 
-    if args.update_expected {
+    if plan.update_expected {
+        let Some((expected, path)) = expected.as_mut() else {
+            return Err("--update-expected needs an expectations file".to_owned());
+        };
         let mut updatable = true;
         for (r, cmp) in runs.iter().zip(&comparisons) {
             match &r.report {
                 Some(rep) if cmp.count_ok() => {
-                    expected::update(&mut expected, r.role, &selected, rep);
+                    expected::update(expected, r.role, &selected, rep);
                 }
                 _ => {
                     println!(
@@ -568,15 +724,32 @@ fn run(args: Args) -> Result<bool, String> {
         if !updatable {
             return Ok(false);
         }
-        std::fs::write(&expected_path, expected.render())
-            .map_err(|e| format!("{}: {e}", expected_path.display()))?;
-        println!("rewrote {}", expected_path.display());
+        std::fs::write(&*path, expected.render())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("rewrote {}", path.display());
         for w in expected.warnings() {
             println!("warning: {w}");
         }
         return Ok(true);
     }
 
+    if expected.is_none() {
+        let summary: Vec<String> = comparisons
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}/{} cases reported",
+                    c.role, c.actual_count, c.expected_count
+                )
+            })
+            .collect();
+        println!(
+            "conformance: {} ({}; no expectations file, results not judged)",
+            if ok { "COMPLETE" } else { "INCOMPLETE" },
+            summary.join("; ")
+        );
+        return Ok(ok);
+    }
     let summary: Vec<String> = comparisons
         .iter()
         .map(|c| {
@@ -599,18 +772,13 @@ fn run(args: Args) -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let plan = match Cli::parse().plan() {
+        Ok(p) => p,
+        Err(e) => Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, e)
+            .exit(),
     };
-    match run(args) {
+    match run(plan) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -623,56 +791,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(args: &[&str]) -> Result<Option<Args>, String> {
-        parse_args(args.iter().map(|s| (*s).to_owned()))
-    }
-
-    #[test]
-    fn parses_flags() {
-        let a = parse(&[]).unwrap().unwrap();
-        assert_eq!(a.roles, Role::BOTH);
-        assert!(a.patterns.is_empty() && !a.update_expected && a.deflate);
-        assert_eq!(a.timeout, Duration::from_secs(1800));
-        assert!(a.expected.is_none());
-        let a = parse(&["--no-deflate", "--expected", "/tmp/e.json"])
-            .unwrap()
-            .unwrap();
-        assert!(!a.deflate);
-        assert_eq!(a.patterns.len(), 9, "12.x/13.x left out");
-        // Every pattern of the quick run selects cases of the suite (kosoku refuses one that
-        // selects nothing).
-        let suite = expected::parse_expected(include_str!("../expected-results.json")).unwrap();
-        let selected = glob::select(&a.patterns, suite.cases.keys()).unwrap();
-        assert!(
-            selected
-                .iter()
-                .all(|id| !id.to_string().starts_with("12.") && !id.to_string().starts_with("13."))
-        );
-        assert!(selected.len() > 200, "{}", selected.len());
-        assert_eq!(a.timeout, Duration::from_secs(100));
-        assert_eq!(a.expected, Some(PathBuf::from("/tmp/e.json")));
-        let a = parse(&[
-            "--cases",
-            "1.*,2.*",
-            "--cases=9.1.1",
-            "--role",
-            "client",
-            "--update-expected",
-            "--timeout=30",
-        ])
-        .unwrap()
-        .unwrap();
-        assert_eq!(a.patterns, ["1.*", "2.*", "9.1.1"]);
-        assert_eq!(a.roles, [Role::Client]);
-        assert!(a.update_expected);
-        assert_eq!(a.timeout, Duration::from_secs(30));
-        assert!(parse(&["--help"]).unwrap().is_none());
-        assert!(parse(&["--role", "proxy"]).is_err());
-        assert!(parse(&["--timeout", "0"]).is_err());
-        assert!(parse(&["--cases"]).is_err());
-        assert!(parse(&["--bogus"]).is_err());
-    }
 
     #[test]
     fn tallies_groups() {
@@ -690,5 +808,64 @@ mod tests {
         let t = tally(Some(&r), &selected);
         assert_eq!(t[&1], [1, 0, 0, 0, 2]);
         assert_eq!(t[&12], [0, 0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn folder_stamps() {
+        use time::macros::datetime;
+        assert_eq!(folder_stamp(OffsetDateTime::UNIX_EPOCH), "19700101T000000Z");
+        assert_eq!(
+            folder_stamp(datetime!(2023-11-14 22:13:20 UTC)),
+            "20231114T221320Z"
+        );
+        assert_eq!(
+            folder_stamp(datetime!(2024-03-01 05:29:59 +05:30)),
+            "20240229T235959Z"
+        );
+    }
+
+    #[test]
+    fn expectations_by_kind_of_run() {
+        let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let plan = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("conformance").chain(args.iter().copied()))
+                .unwrap()
+                .plan()
+                .unwrap()
+        };
+        // Ours: the committed file, every case.
+        let (e, selected) = expectations(&plan(&[]), &crate_dir).unwrap();
+        let (e, path) = e.unwrap();
+        assert_eq!(path, crate_dir.join("expected-results.json"));
+        assert_eq!((e.cases.len(), selected.len()), (TOTAL_CASES, TOTAL_CASES));
+        // External: no file, the suite's cases.
+        let ext = plan(&["--server", "ws://127.0.0.1:9", "--no-deflate"]);
+        let (e, selected) = expectations(&ext, &crate_dir).unwrap();
+        assert!(e.is_none());
+        assert_eq!(selected.len(), 301);
+        // External with a file that does not exist: an error, unless it is to be written.
+        let missing =
+            std::env::temp_dir().join(format!("conformance-none-{}.json", std::process::id()));
+        let m = missing.to_str().unwrap();
+        assert!(
+            expectations(
+                &plan(&["--server", "ws://127.0.0.1:9", "--expect", m]),
+                &crate_dir
+            )
+            .is_err()
+        );
+        let upd = plan(&[
+            "--client-cmd",
+            "c",
+            "--expect",
+            m,
+            "--update-expected",
+            "--cases",
+            "2.*",
+        ]);
+        let (e, selected) = expectations(&upd, &crate_dir).unwrap();
+        assert_eq!(e.unwrap().0, Expected::all_pass());
+        assert_eq!(selected.len(), 11);
+        assert!(!missing.exists(), "nothing written before the run");
     }
 }

@@ -7,8 +7,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::Value;
-
-use crate::timefmt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// An Autobahn case id such as `6.4.1`, ordered numerically component by component.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -218,8 +218,8 @@ pub fn load_index(dir: &Path, agent: Option<&str>) -> Result<Report, String> {
 /// The fields of a per-case report that explain a verdict.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CaseDetail {
-    /// `started`, as seconds since the Unix epoch.
-    pub started: Option<f64>,
+    /// `started`, an RFC 3339 timestamp.
+    pub started: Option<OffsetDateTime>,
     /// `result`: why `behavior` is what it is.
     pub result: Option<String>,
     /// `resultClose`: why `behaviorClose` is what it is.
@@ -257,7 +257,7 @@ pub fn parse_case(text: &str) -> Result<CaseDetail, String> {
         }
     }
     Ok(CaseDetail {
-        started: s("started").as_deref().and_then(timefmt::parse_rfc3339),
+        started: s("started").and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
         result: s("result"),
         result_close: s("resultClose"),
         summary,
@@ -274,14 +274,15 @@ pub fn load_case(dir: &Path, case: &CaseResult) -> Option<CaseDetail> {
 /// Wall time of each case group: from the first case's start to the last case's end. Groups
 /// whose per-case reports lack a start time are left out.
 pub fn group_walls(dir: &Path, report: &Report) -> BTreeMap<u32, Duration> {
-    let mut spans: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
+    let mut spans: BTreeMap<u32, (OffsetDateTime, OffsetDateTime)> = BTreeMap::new();
     let mut incomplete = std::collections::BTreeSet::new();
     for (id, case) in &report.cases {
         let Some(start) = load_case(dir, case).and_then(|d| d.started) else {
             incomplete.insert(id.group());
             continue;
         };
-        let end = start + case.duration_ms as f64 / 1000.0;
+        let ms = i64::try_from(case.duration_ms).unwrap_or(i64::MAX);
+        let end = start.saturating_add(time::Duration::milliseconds(ms));
         let span = spans.entry(id.group()).or_insert((start, end));
         span.0 = span.0.min(start);
         span.1 = span.1.max(end);
@@ -289,7 +290,7 @@ pub fn group_walls(dir: &Path, report: &Report) -> BTreeMap<u32, Duration> {
     spans
         .into_iter()
         .filter(|(g, _)| !incomplete.contains(g))
-        .map(|(g, (a, b))| (g, Duration::from_secs_f64((b - a).max(0.0))))
+        .map(|(g, (a, b))| (g, Duration::try_from(b - a).unwrap_or_default()))
         .collect()
 }
 
@@ -462,8 +463,53 @@ mod tests {
             Some("The connection was failed by the wrong endpoint")
         );
         let t = d.started.unwrap();
-        assert!((t - 1_795_313_877.251_783).abs() < 1e-3, "{t}");
+        assert_eq!(t.unix_timestamp(), 1_795_313_877);
+        assert_eq!(t.microsecond(), 251_783);
         assert!(d.summary.contains("remoteCloseCode: 1009"));
         assert!(d.summary.contains("\"closeCode\":[1000]"));
+    }
+
+    #[test]
+    fn case_start_times() {
+        let started = |t: &str| {
+            parse_case(&format!(r#"{{"started": "{t}"}}"#))
+                .unwrap()
+                .started
+        };
+        let utc = started("2024-02-29T23:59:59Z").unwrap();
+        assert_eq!(utc.unix_timestamp(), 1_709_251_199);
+        let east = started("2024-03-01T05:29:59+05:30").unwrap();
+        assert_eq!(east, utc, "same instant, other offset");
+        for bad in [
+            "2026-11-22T02:17:57",
+            "2026-13-22T02:17:57Z",
+            "2026-11-22",
+            "x",
+        ] {
+            assert_eq!(started(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn group_wall_times() {
+        let dir = std::env::temp_dir().join(format!("conformance-walls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let case = |file: &str, started: &str| {
+            std::fs::write(dir.join(file), format!(r#"{{"started": "{started}"}}"#)).unwrap();
+        };
+        case("a_1_1_1.json", "2026-11-22T02:17:57.250+00:00");
+        case("a_1_1_2.json", "2026-11-22T02:17:58.000+00:00");
+        case("a_2_1.json", "2026-11-22T02:18:00Z");
+        let index = r#"{"a": {
+            "1.1.1": {"behavior": "OK", "behaviorClose": "OK", "duration": 100, "reportfile": "a_1_1_1.json"},
+            "1.1.2": {"behavior": "OK", "behaviorClose": "OK", "duration": 500, "reportfile": "a_1_1_2.json"},
+            "2.1": {"behavior": "OK", "behaviorClose": "OK", "duration": 7, "reportfile": "a_2_1.json"},
+            "3.1": {"behavior": "OK", "behaviorClose": "OK", "duration": 7, "reportfile": "missing.json"}}}"#;
+        let walls = group_walls(&dir, &parse_index(index, None).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+        // 1.x: from 57.250 to 58.000 + 0.5 s.
+        assert_eq!(walls[&1], Duration::from_millis(1250));
+        assert_eq!(walls[&2], Duration::from_millis(7));
+        assert!(!walls.contains_key(&3), "no start time, no wall time");
     }
 }

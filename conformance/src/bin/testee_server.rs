@@ -3,35 +3,41 @@
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use conformance::testee::{serve, testee_config};
+
+/// The echo server testee.
+#[derive(Debug, Parser)]
+#[command(about = "Echo server testee for the Autobahn fuzzing client")]
+struct Args {
+    /// Address to listen on (for example 127.0.0.1:9001).
+    addr: String,
+    /// Accept permessage-deflate.
+    #[arg(long)]
+    deflate: bool,
+    /// Echo through the halves of `WebSocket::split`.
+    #[arg(long)]
+    split: bool,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flags = args.get(1..).unwrap_or_default();
-    let (Some(addr), true) = (
-        args.first(),
-        flags.iter().all(|f| f == "--deflate" || f == "--split"),
-    ) else {
-        eprintln!("usage: testee_server ADDR [--deflate] [--split]   (e.g. 127.0.0.1:9001)");
-        return ExitCode::from(2);
-    };
-    let deflate = flags.iter().any(|f| f == "--deflate");
-    let split = flags.iter().any(|f| f == "--split");
-    let listener = match tokio::net::TcpListener::bind(addr.as_str()).await {
+    let args = Args::parse();
+    let listener = match tokio::net::TcpListener::bind(args.addr.as_str()).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("cannot listen on {addr}: {e}");
+            eprintln!("cannot listen on {}: {e}", args.addr);
             return ExitCode::FAILURE;
         }
     };
     let shown = listener
         .local_addr()
-        .map_or_else(|_| addr.clone(), |a| a.to_string());
+        .map_or_else(|_| args.addr.clone(), |a| a.to_string());
     println!(
-        "echo server listening on ws://{shown} (permessage-deflate: {deflate}, split: {split})"
+        "echo server listening on ws://{shown} (permessage-deflate: {}, split: {})",
+        args.deflate, args.split
     );
-    match serve(listener, testee_config(deflate), split).await {
+    match serve(listener, testee_config(args.deflate), args.split).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("accept failed: {e}");
