@@ -7,7 +7,7 @@
 //! sent as a text message. End of input closes with 1000.
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use ws_tokio::{CloseCode, Message};
+use ws_tokio::{CloseCode, CloseFrame, Message};
 
 fn print_message(msg: &Message, show_control: bool) {
     match msg {
@@ -19,17 +19,17 @@ fn print_message(msg: &Message, show_control: bool) {
         ),
         Message::Ping(p) if show_control => println!("< [ping {:?}]", String::from_utf8_lossy(p)),
         Message::Pong(p) if show_control => println!("< [pong {:?}]", String::from_utf8_lossy(p)),
-        Message::Close(Some((code, reason))) => println!("< [close {} {reason:?}]", code.0),
+        Message::Close(Some(f)) => println!("< [close {} {:?}]", f.code.0, f.reason),
         Message::Close(None) => println!("< [close]"),
         _ => {}
     }
 }
 
-/// Parses `/close [CODE [REASON]]`.
-fn parse_close(args: &str) -> (CloseCode, String) {
+/// Parses `/close [CODE [REASON]]` (1000 when no code is given).
+fn parse_close(args: &str) -> CloseFrame {
     let mut parts = args.trim().splitn(2, ' ');
     let code = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1000);
-    (CloseCode(code), parts.next().unwrap_or("").to_string())
+    CloseFrame::new(CloseCode(code), parts.next().unwrap_or(""))
 }
 
 #[tokio::main]
@@ -55,7 +55,7 @@ async fn main() {
         }
     };
     eprintln!("connected to {url}");
-    let (mut rx, mut tx) = ws.split();
+    let (mut tx, mut rx) = ws.split();
     let reader = tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             match msg {
@@ -78,20 +78,19 @@ async fn main() {
         let r = match line {
             Ok(Some(line)) => {
                 if let Some(p) = line.strip_prefix("/ping") {
-                    tx.send(Message::Ping(p.trim().as_bytes().to_vec())).await
+                    tx.send(Message::ping(p.trim().as_bytes().to_vec())).await
                 } else if let Some(args) = line.strip_prefix("/close") {
-                    let (code, reason) = parse_close(args);
-                    let r = tx.close(code, &reason).await;
+                    let r = tx.close(Some(parse_close(args))).await;
                     if r.is_ok() {
                         break;
                     }
                     r
                 } else {
-                    tx.send(Message::Text(line)).await
+                    tx.send(Message::text(line)).await
                 }
             }
             _ => {
-                let _ = tx.close(CloseCode::NORMAL, "").await;
+                let _ = tx.close(Some(CloseFrame::new(CloseCode::NORMAL, ""))).await;
                 break;
             }
         };

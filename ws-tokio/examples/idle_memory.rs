@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use ws_tokio::{Config, DeflateConfig, Message};
+use ws_tokio::{Config, DeflateConfig, Message, Utf8Bytes};
 
 fn compression(mode: &str) -> Option<DeflateConfig> {
     match mode {
@@ -35,11 +35,11 @@ async fn serve(mode: &str) -> std::io::Result<()> {
     println!("{}", listener.local_addr()?);
     // Tasks capture a reference: a task keeps what it captures for its whole life, and a
     // captured `Config` would add its 160 bytes to every connection.
-    let config: &'static Config = Box::leak(Box::new(Config {
-        compression: compression(mode),
-        ping_interval: None,
-        ..Config::default()
-    }));
+    let config: &'static Config = Box::leak(Box::new(
+        Config::default()
+            .with_compression(compression(mode))
+            .with_ping_interval(None),
+    ));
     loop {
         let (tcp, _) = listener.accept().await?;
         tokio::spawn(async move {
@@ -91,11 +91,9 @@ async fn main() {
         .expect("address");
     let url = format!("ws://{}/", line.trim());
     let pid = child.id();
-    let client_config = Config {
-        compression: compression(&mode),
-        ping_interval: None,
-        ..Config::default()
-    };
+    let client_config = Config::default()
+        .with_compression(compression(&mode))
+        .with_ping_interval(None);
     // Warm up: the runtime, the allocator and the first connection's one-off costs.
     let mut open = Vec::with_capacity(conns);
     for _ in 0..16 {
@@ -107,7 +105,9 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = rss_kib(pid);
-    let text = "{\"type\":\"tick\",\"symbol\":\"ABC\",\"price\":101.25,\"size\":300}".repeat(4);
+    let text = Utf8Bytes::from(
+        "{\"type\":\"tick\",\"symbol\":\"ABC\",\"price\":101.25,\"size\":300}".repeat(4),
+    );
     for i in 0..conns {
         let mut ws = ws_tokio::connect_with_config(&url, client_config)
             .await

@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use ws_tokio::{ClientRequest, CloseCode, Config, Error, Message, Response, WebSocket};
+use ws_tokio::{ClientRequest, CloseCode, CloseFrame, Config, Error, Message, Response, WebSocket};
 
 type Ws = WebSocket<Tap<TcpStream>>;
 
@@ -205,7 +205,10 @@ fn describe(m: &Message) -> String {
         Message::Binary(b) => format!("binary of {} bytes", b.len()),
         Message::Ping(p) => format!("ping {:?}", String::from_utf8_lossy(p)),
         Message::Pong(p) => format!("pong {:?}", String::from_utf8_lossy(p)),
-        Message::Close(c) => format!("close {:?}", c.as_ref().map(|(c, r)| (c.0, r.as_str()))),
+        Message::Close(c) => format!(
+            "close {:?}",
+            c.as_ref().map(|f| (f.code.0, f.reason.as_str()))
+        ),
     }
 }
 
@@ -234,11 +237,8 @@ async fn bounded<T>(f: impl Future<Output = Result<T, String>>) -> Result<T, Str
 }
 
 fn config() -> Config {
-    Config {
-        // Keep the exchanges free of our own keepalive traffic.
-        ping_interval: None,
-        ..Config::default()
-    }
+    // Keep the exchanges free of our own keepalive traffic.
+    Config::default().with_ping_interval(None)
 }
 
 async fn open(base: &str, path: &str) -> Result<Ws, String> {
@@ -310,26 +310,27 @@ async fn finish(mut ws: Ws) -> Result<(), String> {
 /// Sends a close frame with `code`, expects the peer's close with the same code, then a clean
 /// end of the connection.
 async fn close_and_expect(ws: &mut Ws, code: CloseCode, reason: &str) -> Result<(), String> {
-    ws.send(Message::Close(Some((code, reason.to_string()))))
+    ws.send(Message::Close(Some(CloseFrame::new(code, reason))))
         .await
         .map_err(|e| format!("sending close {}: {e}", code.0))?;
     loop {
         match ws.recv().await {
             None => return Err("connection ended before the peer's close frame".into()),
             Some(Err(e)) => return Err(format!("waiting for the close echo: {e}")),
-            Some(Ok(Message::Close(Some((c, _))))) if c == code => break,
+            Some(Ok(Message::Close(Some(f)))) if f.code == code => break,
             Some(Ok(Message::Close(c))) => {
                 return Err(format!(
                     "closed with {}, peer answered {:?}",
                     code.0,
-                    c.map(|(c, r)| (c.0, r))
+                    c.map(|f| (f.code.0, f.reason))
                 ));
             }
             Some(Ok(_)) => {}
         }
     }
+    // The peer's close frame comes once, then the clean end.
     match ws.recv().await {
-        None | Some(Err(Error::Closed)) => Ok(()),
+        None => Ok(()),
         Some(Ok(m)) => Err(format!("after the close handshake: {}", describe(&m))),
         Some(Err(e)) => Err(format!("after the close handshake: {e}")),
     }
@@ -344,19 +345,19 @@ async fn echo_checks(base: &str, r: &mut Report) {
         }
     };
     let cases: Vec<(String, Message)> = vec![
-        ("text hello".into(), Message::Text("hello".into())),
+        ("text hello".into(), Message::text("hello")),
         (
             "text unicode".into(),
-            Message::Text("héllo wörld ✓ 😀 — ünïcödé".into()),
+            Message::text("héllo wörld ✓ 😀 — ünïcödé"),
         ),
-        ("text 0 B".into(), Message::Text(String::new())),
-        ("text 64 KiB".into(), Message::Text("x".repeat(64 << 10))),
-        ("binary 0 B".into(), Message::Binary(Vec::new())),
-        ("binary 125 B".into(), Message::Binary(pattern(125))),
-        ("binary 126 B".into(), Message::Binary(pattern(126))),
-        ("binary 65535 B".into(), Message::Binary(pattern(65535))),
-        ("binary 64 KiB".into(), Message::Binary(pattern(64 << 10))),
-        ("binary 16 MiB".into(), Message::Binary(pattern(16 << 20))),
+        ("text 0 B".into(), Message::text("")),
+        ("text 64 KiB".into(), Message::text("x".repeat(64 << 10))),
+        ("binary 0 B".into(), Message::binary(Vec::new())),
+        ("binary 125 B".into(), Message::binary(pattern(125))),
+        ("binary 126 B".into(), Message::binary(pattern(126))),
+        ("binary 65535 B".into(), Message::binary(pattern(65535))),
+        ("binary 64 KiB".into(), Message::binary(pattern(64 << 10))),
+        ("binary 16 MiB".into(), Message::binary(pattern(16 << 20))),
     ];
     for (name, msg) in cases {
         let res = bounded(echo(&mut ws, msg)).await;
@@ -378,16 +379,16 @@ async fn fragment_checks(base: &str, r: &mut Report) {
         }
     };
     let cases: Vec<(&str, Message)> = vec![
-        ("!frag text 7 300", Message::Text(TEXT_UNIT.repeat(300))),
-        ("!frag text 3 1", Message::Text(TEXT_UNIT.to_string())),
-        ("!frag binary 8 100000", Message::Binary(pattern(100_000))),
-        ("!frag binary 1000 1000", Message::Binary(pattern(1000))),
-        ("!frag binary 4 0", Message::Binary(Vec::new())),
-        ("!frag binary 16 1048576", Message::Binary(pattern(1 << 20))),
+        ("!frag text 7 300", Message::text(TEXT_UNIT.repeat(300))),
+        ("!frag text 3 1", Message::text(TEXT_UNIT)),
+        ("!frag binary 8 100000", Message::binary(pattern(100_000))),
+        ("!frag binary 1000 1000", Message::binary(pattern(1000))),
+        ("!frag binary 4 0", Message::binary(Vec::new())),
+        ("!frag binary 16 1048576", Message::binary(pattern(1 << 20))),
     ];
     for (cmd, want) in cases {
         let res = bounded(async {
-            ws.send(Message::Text(cmd.into()))
+            ws.send(Message::text(cmd))
                 .await
                 .map_err(|e| format!("send failed: {e}"))?;
             let got = next_data(&mut ws).await?;
@@ -421,7 +422,7 @@ async fn ping_checks(base: &str, r: &mut Report) {
     };
     let res = bounded(async {
         let payload = b"client-ping-1".to_vec();
-        ws.send(Message::Ping(payload.clone()))
+        ws.send(Message::ping(payload.clone()))
             .await
             .map_err(|e| format!("send failed: {e}"))?;
         loop {
@@ -441,13 +442,13 @@ async fn ping_checks(base: &str, r: &mut Report) {
     .await;
     r.check("our ping gets the peer's pong", res);
     let res = bounded(async {
-        ws.send(Message::Text("!ping srv-ping-1".into()))
+        ws.send(Message::text("!ping srv-ping-1"))
             .await
             .map_err(|e| format!("send failed: {e}"))?;
         let mut saw_ping = false;
         loop {
             match ws.recv().await {
-                Some(Ok(Message::Ping(p))) if p == b"srv-ping-1" => saw_ping = true,
+                Some(Ok(Message::Ping(p))) if p == b"srv-ping-1"[..] => saw_ping = true,
                 Some(Ok(Message::Text(t))) if t == "pong-received:srv-ping-1" => {
                     return if saw_ping {
                         Ok(())
@@ -610,41 +611,41 @@ async fn deflate_checks(base: &str, r: &mut Report) {
     };
     let big = 16usize << 20;
     let cases: Vec<(String, Message, Option<Wire>, Option<Wire>)> = vec![
-        ("text 0 B".into(), Message::Text(String::new()), None, None),
+        ("text 0 B".into(), Message::text(""), None, None),
         (
             "text 125 B".into(),
-            Message::Text("a short text message, compressible: ".repeat(4)[..125].into()),
+            Message::text(&"a short text message, compressible: ".repeat(4)[..125]),
             None,
             None,
         ),
         (
             "text 64 KiB JSON".into(),
-            Message::Text(json_text(64 << 10)),
+            Message::text(json_text(64 << 10)),
             Some(Wire::Below(4)),
             None,
         ),
-        ("binary 0 B".into(), Message::Binary(Vec::new()), None, None),
+        ("binary 0 B".into(), Message::binary(Vec::new()), None, None),
         (
             "binary 125 B random".into(),
-            Message::Binary(random_bytes(125, 1)),
+            Message::binary(random_bytes(125, 1)),
             None,
             None,
         ),
         (
             "binary 64 KiB random".into(),
-            Message::Binary(random_bytes(64 << 10, 2)),
+            Message::binary(random_bytes(64 << 10, 2)),
             Some(Wire::NoBlowUp),
             None,
         ),
         (
             "text 16 MiB JSON (highly compressible)".into(),
-            Message::Text(json_text(big)),
+            Message::text(json_text(big)),
             Some(Wire::Below(5)),
             Some(Wire::Below(5)),
         ),
         (
             "binary 16 MiB pattern (compressible)".into(),
-            Message::Binary(pattern(big)),
+            Message::binary(pattern(big)),
             Some(Wire::Below(2)),
             None,
         ),
@@ -657,7 +658,7 @@ async fn deflate_checks(base: &str, r: &mut Report) {
                     "must not shrink"
                 }
             ),
-            Message::Binary(far_repeats(1 << 20)),
+            Message::binary(far_repeats(1 << 20)),
             Some(far),
             None,
         ),
@@ -696,8 +697,8 @@ async fn deflate_checks(base: &str, r: &mut Report) {
     }
     let res = bounded(async {
         // Compressed by the peer when it compresses (ws: fragments of 1024 bytes or more).
-        let want = Message::Text(TEXT_UNIT.repeat(200_000));
-        ws.send(Message::Text("!frag text 16 200000".into()))
+        let want = Message::text(TEXT_UNIT.repeat(200_000));
+        ws.send(Message::text("!frag text 16 200000"))
             .await
             .map_err(|e| format!("send failed: {e}"))?;
         let got = next_data(&mut ws).await?;
@@ -736,7 +737,7 @@ async fn deflate_checks(base: &str, r: &mut Report) {
         let req = ClientRequest::new("", "/deflate-random").config(config());
         let (mut ws, _) = open_request(base, req).await?;
         let size = RANDOM_SIZE.load(Ordering::Relaxed) as usize;
-        let msg = Message::Binary(random_bytes(size, 3));
+        let msg = Message::binary(random_bytes(size, 3));
         let (in0, out0) = wire(&ws);
         echo(&mut ws, msg).await?;
         let (in1, out1) = wire(&ws);
@@ -836,11 +837,11 @@ async fn close_code_checks(base: &str, all: bool, r: &mut Report) {
 
     let res = bounded(async {
         let mut ws = open(base, "/").await?;
-        ws.send(Message::Text("!close 4321 peer says bye".into()))
+        ws.send(Message::text("!close 4321 peer says bye"))
             .await
             .map_err(|e| format!("send failed: {e}"))?;
         match next_data(&mut ws).await? {
-            Message::Close(Some((c, reason))) if c.0 == 4321 && reason == "peer says bye" => {}
+            Message::Close(Some(f)) if f.code.0 == 4321 && f.reason == "peer says bye" => {}
             m => {
                 return Err(format!(
                     "expected close 4321 \"peer says bye\", got {}",
@@ -849,7 +850,7 @@ async fn close_code_checks(base: &str, all: bool, r: &mut Report) {
             }
         }
         match ws.recv().await {
-            None | Some(Err(Error::Closed)) => Ok(()),
+            None => Ok(()),
             Some(Ok(m)) => Err(format!("after the close: {}", describe(&m))),
             Some(Err(e)) => Err(format!("after the close: {e}")),
         }

@@ -49,7 +49,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use ws_tokio::{AcceptResponse, CloseCode, Config, DeflateConfig, Error, Message, Reject};
+use ws_tokio::{
+    AcceptResponse, CloseCode, CloseFrame, Config, DeflateConfig, Error, Message, Reject,
+};
 
 fn now_ms() -> u128 {
     SystemTime::now()
@@ -221,12 +223,12 @@ fn parse_args() -> Options {
                     .map(String::from)
                     .collect();
             }
-            "--ping-interval-ms" => o.config.ping_interval = Some(ms(args.next())),
-            "--no-ping" => o.config.ping_interval = None,
-            "--pong-timeout-ms" => o.config.pong_timeout = ms(args.next()),
-            "--close-timeout-ms" => o.config.close_timeout = ms(args.next()),
-            "--lean" => o.config.compression = Some(DeflateConfig::LEAN),
-            "--no-compression" => o.config.compression = None,
+            "--ping-interval-ms" => o.config = o.config.with_ping_interval(Some(ms(args.next()))),
+            "--no-ping" => o.config = o.config.with_ping_interval(None),
+            "--pong-timeout-ms" => o.config = o.config.with_pong_timeout(ms(args.next())),
+            "--close-timeout-ms" => o.config = o.config.with_close_timeout(ms(args.next())),
+            "--lean" => o.config = o.config.with_compression(Some(DeflateConfig::LEAN)),
+            "--no-compression" => o.config = o.config.with_compression(None),
             _ => usage(),
         }
     }
@@ -311,7 +313,10 @@ async fn serve(id: u64, tcp: TcpStream, config: Config, protocols: &[String]) {
         .or(close_after.map(|(_, code)| code));
     if let Some(code) = close_code {
         let code = CloseCode(code.parse().unwrap_or(1000));
-        match ws.close(code, "server says bye").await {
+        match ws
+            .close(Some(CloseFrame::new(code, "server says bye")))
+            .await
+        {
             Ok(()) => println!(
                 "{} conn={id} end clean (closed by us with {}) {}",
                 now_ms(),
@@ -360,10 +365,10 @@ async fn serve(id: u64, tcp: TcpStream, config: Config, protocols: &[String]) {
             ),
             Message::Ping(p) => println!("{t} conn={id} recv ping len={} {w}", p.len()),
             Message::Pong(p) => println!("{t} conn={id} recv pong len={} {w}", p.len()),
-            Message::Close(Some((code, reason))) => {
+            Message::Close(Some(f)) => {
                 println!(
-                    "{t} conn={id} recv close code={} reason={reason:?} {w}",
-                    code.0
+                    "{t} conn={id} recv close code={} reason={:?} {w}",
+                    f.code.0, f.reason
                 )
             }
             Message::Close(None) => println!("{t} conn={id} recv close code=none {w}"),
