@@ -103,6 +103,8 @@ pub enum Usage {
     InvalidConfig,
     /// Data frames go through the [`Sender`](crate::Sender) taken from this connection.
     SenderTaken,
+    /// Only text and binary messages can be prepared.
+    NotData,
 }
 
 /// Which deadline passed.
@@ -257,6 +259,7 @@ impl fmt::Display for Usage {
             Usage::MessageInProgress => "new message while a fragmented one is unfinished",
             Usage::InvalidConfig => "the configuration makes no sense",
             Usage::SenderTaken => "data frames go through the sender taken from this connection",
+            Usage::NotData => "only text and binary messages can be prepared",
         })
     }
 }

@@ -35,6 +35,8 @@ pub mod mask;
 #[cfg(feature = "alloc")]
 pub mod message;
 pub mod origin;
+#[cfg(feature = "alloc")]
+pub mod prepared;
 pub mod rate;
 pub mod utf8;
 
@@ -48,3 +50,5 @@ pub use frame::{FrameHeader, HeaderBuf, OpCode};
 pub use limits::Limits;
 #[cfg(feature = "alloc")]
 pub use message::{CloseFrame, Message, MessageAssembler, Utf8Bytes};
+#[cfg(feature = "alloc")]
+pub use prepared::PreparedMessage;

@@ -25,7 +25,24 @@ pub struct Sender {
     /// The stand-in left in a connection whose sender was taken: control frames only.
     taken: bool,
     #[cfg(feature = "deflate")]
-    deflater: Option<alloc::boxed::Box<crate::deflate::Deflater>>,
+    deflate: SendDeflate,
+}
+
+/// How a sender compresses (permessage-deflate).
+#[cfg(feature = "deflate")]
+#[derive(Debug)]
+enum SendDeflate {
+    /// Not negotiated.
+    Off,
+    /// With a compressor of its own.
+    Own(alloc::boxed::Box<crate::deflate::Deflater>),
+    /// With a shared [`Compressor`](crate::deflate::Compressor) the caller passes in.
+    Shared {
+        /// Our window, 9-15.
+        window_bits: u8,
+        /// Messages shorter than this go uncompressed.
+        min_size: usize,
+    },
 }
 
 impl Sender {
@@ -37,7 +54,7 @@ impl Sender {
             closed: false,
             taken: false,
             #[cfg(feature = "deflate")]
-            deflater: None,
+            deflate: SendDeflate::Off,
         }
     }
 
@@ -53,9 +70,32 @@ impl Sender {
 
     #[cfg(feature = "deflate")]
     pub(super) fn set_deflate(&mut self, params: &crate::deflate::Negotiated) {
-        self.deflater = Some(alloc::boxed::Box::new(crate::deflate::Deflater::new(
-            params, self.role,
-        )));
+        let d = crate::deflate::Deflater::new(params, self.role);
+        self.deflate = if params.shared_compressor {
+            SendDeflate::Shared {
+                window_bits: d.window_bits(),
+                min_size: d.min_size(),
+            }
+        } else {
+            SendDeflate::Own(alloc::boxed::Box::new(d))
+        };
+    }
+
+    /// With permessage-deflate and a shared compressor
+    /// ([`DeflateConfig::shared_compressor`](crate::deflate::DeflateConfig::shared_compressor)):
+    /// the window (9-15) to compress with and the size below which messages go uncompressed.
+    /// Pass a [`Compressor`](crate::deflate::Compressor) to
+    /// [`encode_message_with`](Self::encode_message_with).
+    pub fn shared_compression(&self) -> Option<(u8, usize)> {
+        #[cfg(feature = "deflate")]
+        if let SendDeflate::Shared {
+            window_bits,
+            min_size,
+        } = self.deflate
+        {
+            return Some((window_bits, min_size));
+        }
+        None
     }
 
     /// The role frames are encoded for (clients mask).
@@ -72,7 +112,7 @@ impl Sender {
     pub fn compression_enabled(&self) -> bool {
         #[cfg(feature = "deflate")]
         {
-            self.deflater.is_some()
+            !matches!(self.deflate, SendDeflate::Off)
         }
         #[cfg(not(feature = "deflate"))]
         {
@@ -194,7 +234,9 @@ impl Sender {
     }
 
     /// Appends a whole message (`Text` or `Binary`) as one frame to `out`: compressed (RSV1)
-    /// when permessage-deflate is on and the message is long enough, masked for clients.
+    /// when permessage-deflate is on and the message is long enough, masked for clients. With a
+    /// shared compressor the message goes uncompressed: see
+    /// [`encode_message_with`](Self::encode_message_with).
     #[cfg(feature = "alloc")]
     pub fn encode_message(
         &mut self,
@@ -202,10 +244,31 @@ impl Sender {
         payload: &[u8],
         out: &mut alloc::vec::Vec<u8>,
     ) -> Result<(), Error> {
-        self.begin(opcode, true, payload.len())?;
         #[cfg(feature = "deflate")]
-        if let Some(d) = self.deflater.as_mut() {
-            if !opcode.is_control() && payload.len() >= d.min_size() {
+        return self.encode_message_with(opcode, payload, out, None);
+        #[cfg(not(feature = "deflate"))]
+        {
+            self.begin(opcode, true, payload.len())?;
+            let h = self.header(opcode, true, 0, payload.len());
+            append(out, &h, payload);
+            Ok(())
+        }
+    }
+
+    /// [`encode_message`](Self::encode_message), compressing with `compressor` when this
+    /// sender uses a shared one ([`shared_compression`](Self::shared_compression)).
+    #[cfg(feature = "deflate")]
+    pub fn encode_message_with(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut alloc::vec::Vec<u8>,
+        compressor: Option<&mut crate::deflate::Compressor>,
+    ) -> Result<(), Error> {
+        self.begin(opcode, true, payload.len())?;
+        let data = !opcode.is_control();
+        match (&mut self.deflate, compressor) {
+            (SendDeflate::Own(d), _) if data && payload.len() >= d.min_size() => {
                 d.compress(payload)?;
                 let h = header(
                     self.role,
@@ -217,12 +280,65 @@ impl Sender {
                 );
                 append(out, &h, &d.compressed);
                 d.release_sent();
-                return Ok(());
+            }
+            (
+                SendDeflate::Shared {
+                    window_bits,
+                    min_size,
+                },
+                Some(c),
+            ) if data && payload.len() >= *min_size => {
+                let body = c.compress(payload, *window_bits)?;
+                let h = header(self.role, &mut self.rng, opcode, true, RSV1, body.len());
+                append(out, &h, body);
+            }
+            _ => {
+                let h = self.header(opcode, true, 0, payload.len());
+                append(out, &h, payload);
             }
         }
-        let h = self.header(opcode, true, 0, payload.len());
-        append(out, &h, payload);
         Ok(())
+    }
+
+    /// The frame of a [`PreparedMessage`](crate::PreparedMessage) for this sender: its
+    /// compressed variant when this sender compresses and a variant fits its window, the plain
+    /// frame otherwise; written as it is, from the message's shared memory. `None` for a client
+    /// (its frames are masked each with a key of its own, so nothing can be shared): encode
+    /// the message's payload as usual.
+    ///
+    /// With a compressor of its own that keeps context between messages, the context is
+    /// dropped after a compressed variant goes out (the peer's decompressor saw a message the
+    /// compressor did not).
+    #[cfg(feature = "alloc")]
+    pub fn prepared_frame<'p>(
+        &mut self,
+        prepared: &'p crate::PreparedMessage,
+    ) -> Result<Option<&'p bytes::Bytes>, Error> {
+        let opcode = prepared.opcode();
+        self.begin(opcode, true, prepared.payload().len())?;
+        if self.role == Role::Client {
+            return Ok(None);
+        }
+        #[cfg(feature = "deflate")]
+        {
+            let window = match &self.deflate {
+                SendDeflate::Own(d) if prepared.payload().len() >= d.min_size() => {
+                    Some(d.window_bits())
+                }
+                SendDeflate::Shared {
+                    window_bits,
+                    min_size,
+                } if prepared.payload().len() >= *min_size => Some(*window_bits),
+                _ => None,
+            };
+            if let Some(frame) = window.and_then(|w| prepared.compressed_frame(w)) {
+                if let SendDeflate::Own(d) = &mut self.deflate {
+                    d.forget();
+                }
+                return Ok(Some(frame));
+            }
+        }
+        Ok(Some(prepared.plain_frame()))
     }
 
     /// Encodes a control frame the connection owes (see [`Connection::poll_control`]). `None`
@@ -364,5 +480,15 @@ impl Connection {
     /// The encoded length of an uncompressed frame with this payload length from this side.
     pub fn frame_len(&self, payload_len: usize) -> usize {
         self.sender.frame_len(payload_len)
+    }
+
+    /// [`Sender::prepared_frame`] through this connection (fails once it is closing).
+    #[cfg(feature = "alloc")]
+    pub fn prepared_frame<'p>(
+        &mut self,
+        prepared: &'p crate::PreparedMessage,
+    ) -> Result<Option<&'p bytes::Bytes>, Error> {
+        self.check_send()?;
+        self.sender.prepared_frame(prepared)
     }
 }

@@ -202,44 +202,116 @@ impl Deflater {
 
     /// Compresses a whole message into `self.compressed`, without the `00 00 ff ff` tail.
     pub(crate) fn compress(&mut self, input: &[u8]) -> Result<(), Error> {
-        self.compressed.clear();
         let bits = self.bits.max(9);
         let level = self.level.min(9) as i32;
         let def = self
             .deflate
             .get_or_insert_with(|| Box::new(Deflate::new(level, false, bits)));
-        let mut rest = input;
-        loop {
-            let room = rest.len() / 2 + 64;
-            let start = self.compressed.len();
-            self.compressed.resize(start + room, 0);
-            let in_before = def.total_in();
-            let out_before = def.total_out();
-            let r = def.compress(rest, &mut self.compressed[start..], DeflateFlush::SyncFlush);
-            let used = (def.total_in() - in_before) as usize;
-            let made = (def.total_out() - out_before) as usize;
-            self.compressed.truncate(start + made);
-            rest = &rest[used..];
-            if r.is_err() {
-                return Err(Error::InvalidUsage(crate::error::Usage::InvalidConfig));
-            }
-            if rest.is_empty() && made < room {
-                break;
-            }
-        }
-        if self.compressed.ends_with(&TAIL) {
-            self.compressed.truncate(self.compressed.len() - 4);
-        }
-        if self.compressed.is_empty() {
-            // zlib emits nothing for a flush with no new input right after another flush.
-            // An empty payload would make the receiver read the appended tail as the start
-            // of a block; send the header of an empty stored block instead (RFC 7692
-            // section 7.2.3.6), which the tail completes.
-            self.compressed.push(0x00);
-        }
+        compress_message(def, input, &mut self.compressed)?;
         if self.our_reset() {
             self.deflate = None;
         }
         Ok(())
+    }
+
+    /// Forgets the compression context: the peer's decompressor saw a message this compressor
+    /// did not (one compressed elsewhere), so nothing may refer back past it.
+    pub(crate) fn forget(&mut self) {
+        if let Some(d) = self.deflate.as_mut() {
+            d.reset();
+        }
+    }
+
+    /// Our compressor window (9-15).
+    pub(crate) fn window_bits(&self) -> u8 {
+        self.bits.max(9)
+    }
+}
+
+/// Compresses a whole message with `def` into `out` (replacing what was there), without the
+/// `00 00 ff ff` tail.
+fn compress_message(def: &mut Deflate, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    out.clear();
+    let mut rest = input;
+    loop {
+        let room = rest.len() / 2 + 64;
+        let start = out.len();
+        out.resize(start + room, 0);
+        let in_before = def.total_in();
+        let out_before = def.total_out();
+        let r = def.compress(rest, &mut out[start..], DeflateFlush::SyncFlush);
+        let used = (def.total_in() - in_before) as usize;
+        let made = (def.total_out() - out_before) as usize;
+        out.truncate(start + made);
+        rest = &rest[used..];
+        if r.is_err() {
+            return Err(Error::InvalidUsage(crate::error::Usage::InvalidConfig));
+        }
+        if rest.is_empty() && made < room {
+            break;
+        }
+    }
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - 4);
+    }
+    if out.is_empty() {
+        // zlib emits nothing for a flush with no new input right after another flush. An
+        // empty payload would make the receiver read the appended tail as the start of a
+        // block; send the header of an empty stored block instead (RFC 7692 section
+        // 7.2.3.6), which the tail completes.
+        out.push(0x00);
+    }
+    Ok(())
+}
+
+/// A compressor for messages that go to many connections, holding no state of any one of
+/// them: every message is compressed on its own (no context from the messages before it), so
+/// every connection that negotiated permessage-deflate with a window at least as large can
+/// take the same bytes, whatever its context takeover.
+///
+/// Keep one per thread (or per publisher) and reuse it: its state (about 256 KiB for a 15-bit
+/// window at the default level) is made once per window size used.
+pub struct Compressor {
+    level: u8,
+    /// One stream per window size, 9 to 15 bits.
+    streams: [Option<Box<Deflate>>; 7],
+    out: Vec<u8>,
+}
+
+impl core::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Compressor")
+            .field("level", &self.level)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compressor {
+    /// A compressor at zlib level `level` (0-9; see
+    /// [`DeflateConfig::level`](super::DeflateConfig::level)).
+    pub fn new(level: u8) -> Compressor {
+        Compressor {
+            level: level.min(9),
+            streams: Default::default(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Compresses a whole message for receivers whose decompressors have a window of
+    /// `window_bits` (8-15; 8 is taken as 9, as zlib does) or more; returns the payload of its
+    /// frame (sent with RSV1).
+    pub fn compress(&mut self, payload: &[u8], window_bits: u8) -> Result<&[u8], Error> {
+        let bits = window_bits.clamp(9, 15);
+        let level = i32::from(self.level);
+        if self.out.capacity() > WORKING_BUFFER {
+            // A large message grew the buffer; give the memory back.
+            self.out = Vec::new();
+        }
+        let def = self.streams[usize::from(bits - 9)]
+            .get_or_insert_with(|| Box::new(Deflate::new(level, false, bits)));
+        let r = compress_message(def, payload, &mut self.out);
+        def.reset();
+        r?;
+        Ok(&self.out)
     }
 }

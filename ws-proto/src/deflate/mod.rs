@@ -37,6 +37,12 @@ pub struct DeflateConfig {
     pub min_size: usize,
     /// zlib compression level, 0-9.
     pub level: u8,
+    /// Compress with a [`Compressor`] the caller holds (one per thread, say) instead of one per
+    /// connection: every message is compressed on its own, no compression state is kept per
+    /// connection, and a message sent to many connections is compressed once for all of them
+    /// ([`PreparedMessage`](crate::PreparedMessage)). RFC 7692 lets a sender drop its context
+    /// at any message. Costs some ratio on streams of similar messages.
+    pub shared_compressor: bool,
 }
 
 impl DeflateConfig {
@@ -51,6 +57,7 @@ impl DeflateConfig {
         accept_max_window_bits: true,
         min_size: 16,
         level: 2,
+        shared_compressor: false,
     };
 
     /// The memory-lean mode for servers with very many connections: no context takeover in
@@ -97,6 +104,13 @@ impl DeflateConfig {
         self.level = level;
         self
     }
+
+    /// Sets whether messages are compressed with a shared [`Compressor`] (no compression state
+    /// per connection).
+    pub const fn with_shared_compressor(mut self, on: bool) -> Self {
+        self.shared_compressor = on;
+        self
+    }
 }
 
 impl Default for DeflateConfig {
@@ -121,6 +135,8 @@ pub struct Negotiated {
     pub min_size: usize,
     /// Compression level (local setting).
     pub level: u8,
+    /// Messages are compressed with a shared compressor (local setting).
+    pub shared_compressor: bool,
 }
 
 /// The parameters of one `permessage-deflate` offer or response.
@@ -239,6 +255,7 @@ pub fn negotiate_server<'a>(
             client_max_window_bits: client_bits,
             min_size: config.min_size,
             level: config.level,
+            shared_compressor: config.shared_compressor,
         });
     }
     None
@@ -344,11 +361,14 @@ pub fn negotiate_client<'a>(
             client_max_window_bits: client_bits,
             min_size: config.min_size,
             level: config.level,
+            shared_compressor: config.shared_compressor,
         });
     }
     Ok(found)
 }
 
+#[cfg(feature = "deflate")]
+pub use codec::Compressor;
 #[cfg(feature = "deflate")]
 pub(crate) use codec::{Deflater, Inflater};
 
