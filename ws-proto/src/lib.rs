@@ -44,7 +44,9 @@ pub mod utf8;
 pub use bytes;
 pub use close::CloseCode;
 pub use config::Config;
-pub use conn::{Connection, Control, ControlFrame, DataKind, Event, Role, Sender, State};
+pub use conn::{
+    Connection, Control, ControlFrame, DataKind, Event, Role, Sender, SharedCompression, State,
+};
 pub use error::{Error, HandshakeError, Limit, ProtocolError, TimeoutKind, Usage};
 pub use frame::{FrameHeader, HeaderBuf, OpCode};
 pub use limits::Limits;

@@ -120,6 +120,13 @@ impl From<io::Error> for Error {
     }
 }
 
+/// A core error from a call that sent nothing (a handshake step, framing a message).
+impl From<ws_proto::Error> for Error {
+    fn from(e: ws_proto::Error) -> Self {
+        Error::from_proto(e)
+    }
+}
+
 impl From<UrlError> for Error {
     fn from(e: UrlError) -> Self {
         Error::InvalidUrl(e)

@@ -58,13 +58,13 @@ pub use handshake::{
 pub use split::{ReadHalf, WriteHalf};
 #[cfg(feature = "rustls")]
 pub use tls::default_tls_config;
-pub use websocket::WebSocket;
+pub use websocket::{PreparedSink, WebSocket};
 pub use ws_proto::bytes::Bytes;
 pub use ws_proto::deflate::{self, DeflateConfig};
 pub use ws_proto::origin;
 pub use ws_proto::{
-    CloseCode, CloseFrame, HandshakeError, Limit, Limits, Message, ProtocolError, Role, State,
-    TimeoutKind, Usage, Utf8Bytes,
+    CloseCode, CloseFrame, HandshakeError, Limit, Limits, Message, PreparedMessage, ProtocolError,
+    Role, State, TimeoutKind, Usage, Utf8Bytes,
 };
 
 /// Close codes as `u16`-valued constants of [`CloseCode`], under the names axum uses

@@ -17,7 +17,7 @@ use std::task::{Context, Poll, Waker, ready};
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use ws_proto::{CloseCode, CloseFrame, Connection, Message};
+use ws_proto::{CloseCode, CloseFrame, Connection, Message, PreparedMessage};
 
 use crate::engine::{Driver, Reader, Writer, flush_all, poll_recv};
 use crate::error::Error;
@@ -298,17 +298,78 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         writer.poll_flush(io, cx)
     }
 
+    fn start_send_prepared(&self, prepared: &PreparedMessage) -> Result<(), Error> {
+        let mut side = self.shared.write()?;
+        if self.shared.closed.load(Ordering::Acquire) || side.writer.sender.is_closed() {
+            return Err(Error::Closed);
+        }
+        side.writer.encode_prepared(prepared)
+    }
+
     /// Sends a message and flushes it (see [`WebSocket::send`]).
     pub async fn send(&mut self, msg: Message) -> Result<(), Error> {
+        self.feed(msg).await?;
+        self.flush().await
+    }
+
+    /// Queues a message without writing it; waits for buffer space (see
+    /// [`WebSocket::feed`]). It goes out with the next [`flush`](Self::flush) or send.
+    pub async fn feed(&mut self, msg: Message) -> Result<(), Error> {
         std::future::poll_fn(|cx| self.poll_ready_inner(cx)).await?;
-        self.start_send_inner(msg)?;
+        self.start_send_inner(msg)
+    }
+
+    /// Sends a [`PreparedMessage`] and flushes it (see [`WebSocket::send_prepared`]).
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        self.feed_prepared(prepared).await?;
+        self.flush().await
+    }
+
+    /// Queues a [`PreparedMessage`] without writing it (see [`WebSocket::feed_prepared`]).
+    pub async fn feed_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_ready_inner(cx)).await?;
+        self.start_send_prepared(prepared)
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
         std::future::poll_fn(|cx| self.poll_flush_inner(cx)).await
+    }
+
+    /// A `Sink` of `Arc<PreparedMessage>`s over this half (see [`WebSocket::prepared_sink`]).
+    pub fn prepared_sink(&mut self) -> crate::PreparedSink<'_, Self> {
+        crate::PreparedSink(self)
     }
 
     /// Sends a close frame (`None`: one without a code). The read half completes the
     /// handshake when the peer's close arrives (it returns `None` after that).
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
         self.send(Message::Close(frame)).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<std::sync::Arc<PreparedMessage>>
+    for crate::PreparedSink<'_, WriteHalf<S>>
+{
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.0.poll_ready_inner(cx)
+    }
+
+    fn start_send(
+        self: Pin<&mut Self>,
+        item: std::sync::Arc<PreparedMessage>,
+    ) -> Result<(), Error> {
+        self.0.start_send_prepared(&item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.0.poll_flush_inner(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.0.poll_flush_inner(cx)
     }
 }
 

@@ -4,10 +4,12 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use std::sync::Arc;
+
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
-use ws_proto::{CloseFrame, Connection, Message, Role, State};
+use ws_proto::{CloseFrame, Connection, Message, PreparedMessage, Role, State};
 
 use crate::config::Config;
 use crate::engine::{Reader, Whole, Writer, flush_all, poll_recv};
@@ -112,6 +114,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.start_send_inner(msg)
     }
 
+    /// Sends a [`PreparedMessage`] and flushes it: a server writes the message's shared frame
+    /// (compressed once for every connection with the same window) without copying it; a
+    /// client encodes its payload as it would any message.
+    ///
+    /// ```no_run
+    /// # async fn run(clients: &mut [ws_tokio::WebSocket<tokio::net::TcpStream>]) -> Result<(), ws_tokio::Error> {
+    /// use ws_tokio::{Message, PreparedMessage};
+    ///
+    /// let prepared = PreparedMessage::new(Message::text("to everyone"))?;
+    /// for ws in clients {
+    ///     ws.send_prepared(&prepared).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        self.feed_prepared(prepared).await?;
+        self.flush().await
+    }
+
+    /// Queues a [`PreparedMessage`] without writing it, like [`feed`](Self::feed): several
+    /// queued frames leave together in one vectored write.
+    pub async fn feed_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        poll_fn(|cx| self.writer.poll_ready(&mut self.io, cx)).await?;
+        self.start_send_prepared(prepared)
+    }
+
+    /// A `Sink` of `Arc<PreparedMessage>`s over this connection (closing it only flushes).
+    pub fn prepared_sink(&mut self) -> PreparedSink<'_, Self> {
+        PreparedSink(self)
+    }
+
+    fn start_send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        if !self.reader.conn.state().can_send() {
+            return Err(Error::Closed);
+        }
+        self.writer.encode_prepared(prepared)?;
+        self.writer.take_controls(&mut self.reader.conn);
+        Ok(())
+    }
+
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
         poll_fn(|cx| self.poll_flush_inner(cx)).await
@@ -158,6 +200,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         S: Send + 'static,
     {
         crate::split::split(self)
+    }
+}
+
+/// A `Sink` of prepared messages over a [`WebSocket`] or a [`WriteHalf`](crate::WriteHalf),
+/// from [`WebSocket::prepared_sink`]: the connection's own `Sink` takes [`Message`]s (one item
+/// type, so that `SinkExt` calls need no annotations).
+#[derive(Debug)]
+pub struct PreparedSink<'a, W>(pub(crate) &'a mut W);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Arc<PreparedMessage>>
+    for PreparedSink<'_, WebSocket<S>>
+{
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let ws = &mut *self.get_mut().0;
+        ws.writer.poll_ready(&mut ws.io, cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Arc<PreparedMessage>) -> Result<(), Error> {
+        self.get_mut().0.start_send_prepared(&item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().0.poll_flush_inner(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_flush(cx)
     }
 }
 

@@ -22,7 +22,7 @@ mod send;
 mod tests;
 mod timers;
 
-pub use send::Sender;
+pub use send::{Sender, SharedCompression};
 
 #[cfg(feature = "alloc")]
 pub(crate) use recv::PayloadOut;

@@ -37,12 +37,20 @@ enum SendDeflate {
     /// With a compressor of its own.
     Own(alloc::boxed::Box<crate::deflate::Deflater>),
     /// With a shared [`Compressor`](crate::deflate::Compressor) the caller passes in.
-    Shared {
-        /// Our window, 9-15.
-        window_bits: u8,
-        /// Messages shorter than this go uncompressed.
-        min_size: usize,
-    },
+    Shared(SharedCompression),
+}
+
+/// How a sender with a shared compressor compresses: what the caller's
+/// [`Compressor`](crate::deflate::Compressor) must use. From [`Sender::shared_compression`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedCompression {
+    /// The window to compress with (9-15).
+    pub window_bits: u8,
+    /// Messages shorter than this go uncompressed.
+    pub min_size: usize,
+    /// The zlib level to compress at.
+    pub level: u8,
 }
 
 impl Sender {
@@ -72,10 +80,11 @@ impl Sender {
     pub(super) fn set_deflate(&mut self, params: &crate::deflate::Negotiated) {
         let d = crate::deflate::Deflater::new(params, self.role);
         self.deflate = if params.shared_compressor {
-            SendDeflate::Shared {
+            SendDeflate::Shared(SharedCompression {
                 window_bits: d.window_bits(),
                 min_size: d.min_size(),
-            }
+                level: params.level.min(9),
+            })
         } else {
             SendDeflate::Own(alloc::boxed::Box::new(d))
         };
@@ -86,14 +95,10 @@ impl Sender {
     /// the window (9-15) to compress with and the size below which messages go uncompressed.
     /// Pass a [`Compressor`](crate::deflate::Compressor) to
     /// [`encode_message_with`](Self::encode_message_with).
-    pub fn shared_compression(&self) -> Option<(u8, usize)> {
+    pub fn shared_compression(&self) -> Option<SharedCompression> {
         #[cfg(feature = "deflate")]
-        if let SendDeflate::Shared {
-            window_bits,
-            min_size,
-        } = self.deflate
-        {
-            return Some((window_bits, min_size));
+        if let SendDeflate::Shared(s) = self.deflate {
+            return Some(s);
         }
         None
     }
@@ -281,14 +286,8 @@ impl Sender {
                 append(out, &h, &d.compressed);
                 d.release_sent();
             }
-            (
-                SendDeflate::Shared {
-                    window_bits,
-                    min_size,
-                },
-                Some(c),
-            ) if data && payload.len() >= *min_size => {
-                let body = c.compress(payload, *window_bits)?;
+            (SendDeflate::Shared(s), Some(c)) if data && payload.len() >= s.min_size => {
+                let body = c.compress(payload, s.window_bits)?;
                 let h = header(self.role, &mut self.rng, opcode, true, RSV1, body.len());
                 append(out, &h, body);
             }
@@ -325,10 +324,9 @@ impl Sender {
                 SendDeflate::Own(d) if prepared.payload().len() >= d.min_size() => {
                     Some(d.window_bits())
                 }
-                SendDeflate::Shared {
-                    window_bits,
-                    min_size,
-                } if prepared.payload().len() >= *min_size => Some(*window_bits),
+                SendDeflate::Shared(s) if prepared.payload().len() >= s.min_size => {
+                    Some(s.window_bits)
+                }
                 _ => None,
             };
             if let Some(frame) = window.and_then(|w| prepared.compressed_frame(w)) {

@@ -8,14 +8,16 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
-use ws_proto::{Connection, Message, MessageAssembler, OpCode, Sender, State, TimeoutKind};
+use ws_proto::{Connection, Message, MessageAssembler, State};
 
-use crate::config::Config;
 use crate::error::Error;
 use crate::time::{instant_of, now_ms};
+
+mod write;
+
+pub(crate) use write::Writer;
 
 /// Size of the per-thread scratch buffer reads land in: the core's working buffer, large
 /// enough that a 64 KiB message arrives with one read (64 KiB of payload plus its header do
@@ -26,13 +28,6 @@ const SCRATCH: usize = ws_proto::limits::WORKING_BUFFER;
 /// `rep movsb`, which on some CPUs runs several times slower into a destination that is not
 /// cache-line aligned (a 64 KiB read: 38% of the server's time instead of 5%).
 const ALIGN: usize = 64;
-
-/// Write buffer capacity kept between messages; a buffer grown past it is released.
-const WRITE_KEEP: usize = 64 << 10;
-
-/// Payloads at least this large are written from their own memory after the header (one
-/// vectored write) instead of being copied into the write buffer.
-const VECTORED_MIN: usize = 8 << 10;
 
 thread_local! {
     /// Reads land here and are processed at once, so an idle connection holds no read buffer.
@@ -55,22 +50,6 @@ pub(crate) struct Reader {
     failed: Option<Error>,
     /// The end has been reported.
     reported: bool,
-}
-
-/// The write side: a bounded buffer of encoded frames and the core's [`Sender`].
-#[derive(Debug)]
-pub(crate) struct Writer {
-    pub(crate) sender: Sender,
-    buf: Vec<u8>,
-    pos: usize,
-    /// The payload of a large message, written after `buf` with one vectored write instead of
-    /// being copied into it. Nothing is appended to `buf` while it is pending.
-    tail: Bytes,
-    limit: usize,
-    write_timeout_ms: Option<u64>,
-    deadline: Option<Pin<Box<Sleep>>>,
-    /// Our side of the transport has been shut.
-    pub(crate) shut: bool,
 }
 
 /// What the receive loop needs from the transport.
@@ -392,215 +371,6 @@ fn poll_read<D: Driver>(
         }
         Poll::Ready(out)
     })
-}
-
-impl Writer {
-    pub(crate) fn new(config: &Config, sender: Sender) -> Writer {
-        Writer {
-            sender,
-            buf: Vec::new(),
-            pos: 0,
-            tail: Bytes::new(),
-            limit: config.write_buffer_size.max(1),
-            write_timeout_ms: config.write_timeout.map(|d| d.as_millis().max(1) as u64),
-            deadline: None,
-            shut: false,
-        }
-    }
-
-    pub(crate) fn pending(&self) -> usize {
-        self.buf.len() - self.pos + self.tail.len()
-    }
-
-    /// Whether frames may be appended to the buffer (no large payload is waiting behind it).
-    fn can_append(&self) -> bool {
-        self.tail.is_empty()
-    }
-
-    /// Whether there is room for another message.
-    fn has_room(&self) -> bool {
-        self.pending() < self.limit && self.can_append()
-    }
-
-    /// Moves the control frames the core owes into the buffer while it has room. Frames left
-    /// in the core while the buffer is full are coalesced there (the newest pong wins), so a
-    /// peer that pings without reading cannot grow the buffer.
-    pub(crate) fn take_controls(&mut self, conn: &mut Connection) {
-        while conn.has_pending_transmit() && (self.shut || self.has_room()) {
-            let Some(c) = conn.poll_control() else {
-                break;
-            };
-            match self.sender.encode_control(&c) {
-                Some(f) if !self.shut => self.buf.extend_from_slice(f.as_bytes()),
-                _ => {}
-            }
-        }
-    }
-
-    /// Writes the whole buffer out, then flushes the transport.
-    pub(crate) fn poll_flush<S: AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut S,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), Error>> {
-        loop {
-            let head = &self.buf[self.pos..];
-            let tail = &self.tail[..];
-            let r = match (head.is_empty(), tail.is_empty()) {
-                (true, true) => break,
-                (false, true) => Pin::new(&mut *io).poll_write(cx, head),
-                (true, false) => Pin::new(&mut *io).poll_write(cx, tail),
-                (false, false) => Pin::new(&mut *io)
-                    .poll_write_vectored(cx, &[io::IoSlice::new(head), io::IoSlice::new(tail)]),
-            };
-            match r {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(Error::PeerVanished)),
-                Poll::Ready(Ok(n)) => {
-                    let from_head = n.min(head.len());
-                    self.pos += from_head;
-                    let _ = self.tail.split_to(n - from_head);
-                    self.deadline = None;
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-                Poll::Pending => return self.poll_deadline(cx),
-            }
-        }
-        self.buf.clear();
-        self.pos = 0;
-        if self.buf.capacity() > self.limit.max(WRITE_KEEP) {
-            // A large message grew the buffer; give the memory back.
-            self.buf = Vec::new();
-        }
-        self.deadline = None;
-        Pin::new(io).poll_flush(cx).map_err(Error::from)
-    }
-
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let Some(ms) = self.write_timeout_ms else {
-            return Poll::Pending;
-        };
-        let d = self.deadline.get_or_insert_with(|| {
-            Box::pin(tokio::time::sleep(std::time::Duration::from_millis(ms)))
-        });
-        match d.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Error::Timeout(TimeoutKind::Write))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Waits until the buffer has room for another message.
-    pub(crate) fn poll_ready<S: AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut S,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), Error>> {
-        if self.has_room() {
-            return Poll::Ready(Ok(()));
-        }
-        self.poll_flush(io, cx)
-    }
-
-    /// Shuts our side of `io` once, after writing out the buffer.
-    pub(crate) fn poll_shutdown<S: AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut S,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.shut {
-            return Poll::Ready(Ok(()));
-        }
-        let r = ready!(Pin::new(io).poll_shutdown(cx));
-        self.shut = true;
-        Poll::Ready(r)
-    }
-
-    /// Encodes a data or control message (not a close) into the buffer. A large uncompressed
-    /// payload is not copied but written from its own memory after its header.
-    pub(crate) fn encode(&mut self, msg: Message) -> Result<(), Error> {
-        if self.pos > 0 && self.pos >= self.pending() {
-            // Drop the written prefix (cheap: at most as many bytes are still pending), so a
-            // buffer that is never fully drained does not grow with everything ever sent.
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        let (opcode, payload) = match msg {
-            Message::Text(t) => (OpCode::Text, t.into_bytes()),
-            Message::Binary(b) => (OpCode::Binary, b),
-            Message::Ping(p) => (OpCode::Ping, p),
-            Message::Pong(p) => (OpCode::Pong, p),
-            Message::Close(_) => return Err(Error::Closed),
-        };
-        let data = !opcode.is_control();
-        if data
-            && payload.len() >= VECTORED_MIN
-            && !self.sender.compression_enabled()
-            && self.can_append()
-        {
-            return self.encode_vectored(opcode, payload);
-        }
-        if data {
-            return self
-                .sender
-                .encode_message(opcode, &payload, &mut self.buf)
-                .map_err(Error::from_proto);
-        }
-        let start = self.buf.len();
-        self.buf
-            .resize(start + self.sender.frame_len(payload.len()), 0);
-        match self
-            .sender
-            .encode_frame(opcode, true, &payload, &mut self.buf[start..])
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                self.buf.truncate(start);
-                Err(Error::from_proto(e))
-            }
-        }
-    }
-
-    /// A large payload goes out after its header with one vectored write: from the message's
-    /// own memory for a server; a client masks it in place when it holds the only reference,
-    /// and masks while copying otherwise.
-    fn encode_vectored(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), Error> {
-        let (header, mask) = self
-            .sender
-            .start_frame(opcode, true, payload.len())
-            .map_err(Error::from_proto)?;
-        self.buf.extend_from_slice(header.as_bytes());
-        self.tail = match mask {
-            None => payload,
-            Some(key) => match payload.try_into_mut() {
-                Ok(mut owned) => {
-                    ws_proto::mask::apply_mask(&mut owned, key, 0);
-                    owned.freeze()
-                }
-                Err(shared) => {
-                    let mut copy = shared.to_vec();
-                    ws_proto::mask::apply_mask(&mut copy, key, 0);
-                    Bytes::from(copy)
-                }
-            },
-        };
-        Ok(())
-    }
-
-    /// Encodes our close frame with `frame` (for a write half, which sends it itself).
-    pub(crate) fn encode_close(
-        &mut self,
-        frame: Option<&ws_proto::CloseFrame>,
-    ) -> Result<(), Error> {
-        let (code, reason) = match frame {
-            Some(f) => (Some(f.code), f.reason.as_str()),
-            None => (None, ""),
-        };
-        let f = self
-            .sender
-            .encode_close(code, reason)
-            .map_err(Error::from_proto)?;
-        self.buf.extend_from_slice(f.as_bytes());
-        Ok(())
-    }
 }
 
 /// The transport of an unsplit [`crate::WebSocket`].
