@@ -100,7 +100,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Cancel-safe in this sense: once the future has been polled past waiting for buffer
     /// space, the message is in the write buffer whole and the next send or flush delivers it.
     pub async fn send(&mut self, msg: Message) -> Result<(), Error> {
-        poll_fn(|cx| self.writer.poll_ready(&mut self.io, cx)).await?;
+        poll_fn(|cx| self.poll_ready_inner(cx)).await?;
         self.start_send_inner(msg)?;
         self.flush().await
     }
@@ -110,7 +110,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// for data. A loop that answers each received message with `feed` thus writes the replies
     /// to one read's worth of messages with one system call.
     pub async fn feed(&mut self, msg: Message) -> Result<(), Error> {
-        poll_fn(|cx| self.writer.poll_ready(&mut self.io, cx)).await?;
+        poll_fn(|cx| self.poll_ready_inner(cx)).await?;
         self.start_send_inner(msg)
     }
 
@@ -136,7 +136,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Queues a [`PreparedMessage`] without writing it, like [`feed`](Self::feed): several
     /// queued frames leave together in one vectored write.
     pub async fn feed_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
-        poll_fn(|cx| self.writer.poll_ready(&mut self.io, cx)).await?;
+        poll_fn(|cx| self.poll_ready_inner(cx)).await?;
         self.start_send_prepared(prepared)
     }
 
@@ -160,7 +160,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        flush_all(&mut self.reader.conn, &mut self.writer, &mut self.io, cx)
+        let r = ready!(flush_all(
+            &mut self.reader.conn,
+            &mut self.writer,
+            &mut self.io,
+            cx
+        ));
+        Poll::Ready(r.map_err(|e| self.writer_failed(e)))
+    }
+
+    /// Waits for room in the write buffer; `Closed` once nothing more can be sent.
+    fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if !self.reader.conn.state().can_send() {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        let r = ready!(self.writer.poll_ready(&mut self.io, cx));
+        Poll::Ready(r.map_err(|e| self.writer_failed(e)))
+    }
+
+    /// A write failed (the transport, or the write deadline): the connection is over, and
+    /// `recv` reports how.
+    fn writer_failed(&mut self, e: Error) -> Error {
+        let kept = match &e {
+            Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+            Error::Timeout(t) => Error::Timeout(*t),
+            Error::PeerVanished => Error::PeerVanished,
+            _ => return e,
+        };
+        self.reader.fail(kept);
+        e
     }
 
     fn start_send_inner(&mut self, msg: Message) -> Result<(), Error> {
@@ -215,8 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Arc<PreparedMessage>>
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let ws = &mut *self.get_mut().0;
-        ws.writer.poll_ready(&mut ws.io, cx)
+        self.get_mut().0.poll_ready_inner(cx)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Arc<PreparedMessage>) -> Result<(), Error> {
@@ -244,8 +271,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let this = self.get_mut();
-        this.writer.poll_ready(&mut this.io, cx)
+        self.get_mut().poll_ready_inner(cx)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {

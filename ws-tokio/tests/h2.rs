@@ -136,7 +136,7 @@ impl AsyncWrite for H2Stream {
 enum Mode {
     /// Accept through `ws_tokio::http2` (choosing `chat.v2` when offered, rejecting
     /// `/forbidden` with 403), then echo text and binary messages.
-    Echo(Config),
+    Echo(Box<Config>),
     /// Answer every request with this status and these header fields.
     Fixed(u16, Fields),
 }
@@ -209,7 +209,7 @@ async fn handle(
     tx: mpsc::UnboundedSender<Seen>,
 ) {
     let config = match mode {
-        Mode::Echo(config) => config,
+        Mode::Echo(config) => *config,
         Mode::Fixed(status, headers) => {
             let mut res = Response::new(());
             *res.status_mut() = StatusCode::from_u16(status).unwrap();
@@ -421,7 +421,7 @@ async fn expect_opened(server: &mut Server) -> (Option<String>, bool) {
 
 #[tokio::test]
 async fn round_trips_with_deflate_and_close() {
-    let mut server = Server::start(Mode::Echo(compressed())).await;
+    let mut server = Server::start(Mode::Echo(Box::new(compressed()))).await;
     let client = h2_client(server.addr).await;
     let (mut ws, protocol) = open(
         &client,
@@ -468,7 +468,7 @@ async fn round_trips_with_deflate_and_close() {
 
 #[tokio::test]
 async fn round_trips_without_deflate() {
-    let mut server = Server::start(Mode::Echo(quiet())).await;
+    let mut server = Server::start(Mode::Echo(Box::new(quiet()))).await;
     let client = h2_client(server.addr).await;
     // The client offers permessage-deflate; the server does not accept it.
     let (mut ws, _) = open(&client, "/", ClientRequest::default().config(compressed()))
@@ -488,7 +488,7 @@ async fn round_trips_without_deflate() {
 
 #[tokio::test]
 async fn two_websockets_on_one_connection() {
-    let mut server = Server::start(Mode::Echo(compressed())).await;
+    let mut server = Server::start(Mode::Echo(Box::new(compressed()))).await;
     let client = h2_client(server.addr).await;
     let request = || ClientRequest::default().config(compressed());
     let (mut a, _) = open(&client, "/a", request()).await.unwrap();
@@ -530,7 +530,7 @@ async fn two_websockets_on_one_connection() {
 
 #[tokio::test]
 async fn subprotocol_choice() {
-    let mut server = Server::start(Mode::Echo(quiet())).await;
+    let mut server = Server::start(Mode::Echo(Box::new(quiet()))).await;
     let client = h2_client(server.addr).await;
 
     let offer = ClientRequest::default()
@@ -558,7 +558,7 @@ async fn subprotocol_choice() {
 
 #[tokio::test]
 async fn server_rejects_requests_that_are_not_websocket_connects() {
-    let mut server = Server::start(Mode::Echo(quiet())).await;
+    let mut server = Server::start(Mode::Echo(Box::new(quiet()))).await;
     let client = h2_client(server.addr).await;
 
     // GET (no :protocol: h2 allows it only on CONNECT).
@@ -610,7 +610,7 @@ async fn server_rejects_requests_that_are_not_websocket_connects() {
 
 #[tokio::test]
 async fn callback_rejection() {
-    let mut server = Server::start(Mode::Echo(quiet())).await;
+    let mut server = Server::start(Mode::Echo(Box::new(quiet()))).await;
     let client = h2_client(server.addr).await;
 
     let mut req = connect_request(Some("websocket"));

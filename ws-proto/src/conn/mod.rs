@@ -8,13 +8,12 @@
 //! [`State::Terminated`]. Every decision about the close handshake, its order and its deadlines
 //! is made here.
 
-use core::num::NonZeroU64;
+use core::num::NonZeroU32;
 
 use crate::close::{self, CloseCode};
 use crate::config::{Config, ms};
 use crate::error::{Error, TimeoutKind};
 use crate::frame::{MAX_CONTROL_PAYLOAD, OpCode};
-use crate::limits::Limits;
 
 mod recv;
 mod send;
@@ -230,14 +229,28 @@ impl core::fmt::Debug for CtrlBuf {
     }
 }
 
-/// The settings the connection keeps, in milliseconds.
+/// The periods the connection keeps, in milliseconds (up to 49 days: longer ones count as
+/// that).
 #[derive(Debug, Clone, Copy)]
 struct Timing {
-    ping: Option<NonZeroU64>,
-    pong: u64,
-    close: u64,
-    idle: Option<NonZeroU64>,
-    message: Option<NonZeroU64>,
+    ping: Option<NonZeroU32>,
+    pong: u32,
+    close: u32,
+    idle: Option<NonZeroU32>,
+    message: Option<NonZeroU32>,
+}
+
+/// `d` in whole milliseconds, at most `u32::MAX`.
+fn ms32(d: core::time::Duration) -> u32 {
+    ms(d).min(u64::from(u32::MAX)) as u32
+}
+
+/// The limits the connection checks (the handshake's are not kept).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecvLimits {
+    pub(crate) max_frame_size: u64,
+    pub(crate) max_message_size: u64,
+    pub(crate) max_fragments: u32,
 }
 
 /// How the connection failed.
@@ -273,7 +286,7 @@ struct Failure {
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    limits: Limits,
+    limits: RecvLimits,
     rx: Reader,
     life: Life,
     sender: Sender,
@@ -320,11 +333,13 @@ impl Connection {
     pub fn new(role: Role, config: Config, seed: u64, now: u64) -> Result<Self, Error> {
         config.validate()?;
         let timing = Timing {
-            ping: config.ping_interval.and_then(|d| NonZeroU64::new(ms(d))),
-            pong: ms(config.pong_timeout),
-            close: ms(config.close_timeout),
-            idle: config.idle_timeout.and_then(|d| NonZeroU64::new(ms(d))),
-            message: config.message_timeout.and_then(|d| NonZeroU64::new(ms(d))),
+            ping: config.ping_interval.and_then(|d| NonZeroU32::new(ms32(d))),
+            pong: ms32(config.pong_timeout),
+            close: ms32(config.close_timeout),
+            idle: config.idle_timeout.and_then(|d| NonZeroU32::new(ms32(d))),
+            message: config
+                .message_timeout
+                .and_then(|d| NonZeroU32::new(ms32(d))),
         };
         let limiter = if config.rate_limits.is_off() {
             None
@@ -340,8 +355,13 @@ impl Connection {
             let full = ms(d);
             full - sender.random() % (full / 10 + 1)
         });
+        let l = config.limits;
         Ok(Connection {
-            limits: config.limits,
+            limits: RecvLimits {
+                max_frame_size: l.max_frame_size,
+                max_message_size: l.max_message_size,
+                max_fragments: l.max_fragments,
+            },
             rx: Reader::new(),
             life: Life {
                 role,
@@ -378,11 +398,6 @@ impl Connection {
     /// Where the connection is in its life.
     pub fn state(&self) -> State {
         self.life.state
-    }
-
-    /// The limits in force.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
     }
 
     /// The error that failed the connection, if it failed. `None` once terminated means the

@@ -7,11 +7,11 @@
 
 use core::mem::MaybeUninit;
 
+use super::RecvLimits as Limits;
 use super::{Connection, CtrlBuf, DataKind, Event, Life, Role, State};
 use crate::close;
 use crate::error::{Error, Limit, ProtocolError};
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, RSV1};
-use crate::limits::Limits;
 use crate::mask::{apply_mask, copy_masked, copy_plain};
 use crate::rate::Admit;
 use crate::utf8::Utf8Validator;

@@ -1294,11 +1294,17 @@ fn huge_timeouts_saturate_instead_of_overflowing() {
         .with_pong_timeout(huge)
         .with_close_timeout(huge)
         .with_idle_timeout(Some(huge));
+    // Periods count up to 49 days (u32::MAX milliseconds).
     let mut c = Connection::server(cfg, 10).unwrap();
-    assert_eq!(c.poll_timeout(), Some(u64::MAX - 1));
+    let cap = u64::from(u32::MAX);
+    assert_eq!(c.poll_timeout(), Some(10 + cap));
     c.handle_timeout(1_000).unwrap();
+    assert_eq!(c.poll_timeout(), Some(10 + cap));
+    // Near the end of the clock's range, deadlines saturate instead of overflowing.
+    let late = u64::MAX - 5;
+    let mut c = Connection::server(cfg, late).unwrap();
     assert_eq!(c.poll_timeout(), Some(u64::MAX - 1));
-    c.close(2_000, Some(CloseCode::NORMAL), "").unwrap();
+    c.close(late, Some(CloseCode::NORMAL), "").unwrap();
     assert_eq!(c.poll_timeout(), Some(u64::MAX - 1));
     // A deadline at the last representable instant still fires.
     assert_eq!(

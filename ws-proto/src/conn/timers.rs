@@ -1,7 +1,7 @@
 //! Deadlines on the caller's clock: keepalive pings, the pong deadline, the idle timeout and
 //! the close deadline.
 
-use core::num::NonZeroU64;
+use core::num::{NonZeroU32, NonZeroU64};
 
 use super::{Connection, State};
 use crate::error::{Error, TimeoutKind};
@@ -45,13 +45,13 @@ pub(super) struct Timers {
     lifetime: Option<Deadline>,
     /// Receiving is held back by the rate limits until then.
     paused: Option<Deadline>,
-    ping_seq: u64,
+    ping_seq: u32,
 }
 
 impl Timers {
-    pub(super) fn new(now: u64, ping: Option<NonZeroU64>, lifetime: Option<u64>) -> Timers {
+    pub(super) fn new(now: u64, ping: Option<NonZeroU32>, lifetime: Option<u64>) -> Timers {
         Timers {
-            next_ping: ping.map(|p| Deadline::after(now, p.get())),
+            next_ping: ping.map(|p| Deadline::after(now, p.get().into())),
             pong: None,
             close: None,
             last_heard: now,
@@ -63,8 +63,8 @@ impl Timers {
     }
 
     /// A message began at `now`: it must be complete within `timeout` (if set).
-    pub(super) fn message_started(&mut self, now: u64, timeout: Option<NonZeroU64>) {
-        self.message = timeout.map(|t| Deadline::after(now, t.get()));
+    pub(super) fn message_started(&mut self, now: u64, timeout: Option<NonZeroU32>) {
+        self.message = timeout.map(|t| Deadline::after(now, t.get().into()));
     }
 
     pub(super) fn message_ended(&mut self) {
@@ -94,8 +94,8 @@ impl Timers {
         self.pong = None;
     }
 
-    pub(super) fn set_close(&mut self, now: u64, timeout: u64) {
-        self.close = Some(Deadline::after(now, timeout));
+    pub(super) fn set_close(&mut self, now: u64, timeout: u32) {
+        self.close = Some(Deadline::after(now, timeout.into()));
     }
 }
 
@@ -124,19 +124,19 @@ impl Connection {
                     return Ok(());
                 }
                 if let Some(idle) = self.life.timing.idle {
-                    if t.last_heard.saturating_add(idle.get()) <= now {
+                    if t.last_heard.saturating_add(idle.get().into()) <= now {
                         return Err(self.fail(now, Error::Timeout(TimeoutKind::Idle)));
                     }
                 }
                 if let (Some(interval), true) =
                     (self.life.timing.ping, Deadline::due(t.next_ping, now))
                 {
-                    t.ping_seq += 1;
-                    self.life.out.ping = Some(t.ping_seq.to_be_bytes());
+                    t.ping_seq = t.ping_seq.wrapping_add(1);
+                    self.life.out.ping = Some(u64::from(t.ping_seq).to_be_bytes());
                     if t.pong.is_none() {
-                        t.pong = Some(Deadline::after(now, self.life.timing.pong));
+                        t.pong = Some(Deadline::after(now, self.life.timing.pong.into()));
                     }
-                    t.next_ping = Some(Deadline::after(now, interval.get()));
+                    t.next_ping = Some(Deadline::after(now, interval.get().into()));
                 }
                 Ok(())
             }
@@ -167,7 +167,7 @@ impl Connection {
                     .life
                     .timing
                     .idle
-                    .map(|i| t.last_heard.saturating_add(i.get()));
+                    .map(|i| t.last_heard.saturating_add(i.get().into()));
                 [t.next_ping, t.pong, t.message, t.lifetime, t.paused]
                     .into_iter()
                     .flatten()

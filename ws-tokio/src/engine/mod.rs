@@ -46,8 +46,9 @@ pub(crate) struct Reader {
     leftover_pos: usize,
     timer: Option<Pin<Box<Sleep>>>,
     timer_at: u64,
-    /// The transport failed (or a write deadline passed): reported once terminated.
-    failed: Option<Error>,
+    /// The transport failed (or a write deadline passed): reported once terminated. (Boxed:
+    /// rare, and an idle connection should not carry its size.)
+    failed: Option<Box<Error>>,
     /// The end has been reported.
     reported: bool,
 }
@@ -168,8 +169,8 @@ impl Reader {
     }
 
     /// The transport failed: nothing more can be sent or received.
-    fn fail(&mut self, e: Error) {
-        self.failed.get_or_insert(e);
+    pub(crate) fn fail(&mut self, e: Error) {
+        self.failed.get_or_insert(Box::new(e));
         self.conn.abort();
         self.assembler.clear();
     }
@@ -181,7 +182,7 @@ impl Reader {
         }
         self.reported = true;
         if let Some(e) = self.failed.take() {
-            return Some(e);
+            return Some(*e);
         }
         self.conn
             .error()
@@ -325,6 +326,9 @@ fn poll_closing<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) ->
 
 /// The connection is over: write out what is left, shut, report how it ended.
 fn poll_end<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) -> Step {
+    if r.reported {
+        return Step::End(None);
+    }
     if r.failed.is_none() && r.conn.should_shutdown() {
         // Best effort: the outcome is already decided.
         if ready_step(rio.poll_flush(&mut r.conn, cx)).is_pending() {

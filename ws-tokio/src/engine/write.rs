@@ -70,7 +70,7 @@ pub(crate) struct Writer {
     /// Bytes in the queue not written yet.
     pending: usize,
     limit: usize,
-    write_timeout_ms: Option<u64>,
+    write_timeout_ms: Option<std::num::NonZeroU32>,
     deadline: Option<Pin<Box<Sleep>>>,
     /// Our side of the transport has been shut.
     pub(crate) shut: bool,
@@ -86,7 +86,10 @@ impl Writer {
             front_done: 0,
             pending: 0,
             limit: config.write_buffer_size.max(1),
-            write_timeout_ms: config.write_timeout.map(|d| d.as_millis().max(1) as u64),
+            write_timeout_ms: config.write_timeout.map(|d| {
+                let ms = d.as_millis().clamp(1, u128::from(u32::MAX)) as u32;
+                std::num::NonZeroU32::new(ms).unwrap_or(std::num::NonZeroU32::MIN)
+            }),
             deadline: None,
             shut: false,
         }
@@ -255,7 +258,9 @@ impl Writer {
             return Poll::Pending;
         };
         let d = self.deadline.get_or_insert_with(|| {
-            Box::pin(tokio::time::sleep(std::time::Duration::from_millis(ms)))
+            Box::pin(tokio::time::sleep(std::time::Duration::from_millis(
+                ms.get().into(),
+            )))
         });
         match d.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Error::Timeout(TimeoutKind::Write))),
