@@ -88,14 +88,9 @@ fuzz_target!(|data: &[u8]| {
             let extension = req.extensions().next();
 
             // The same request written by a client parses to the same values.
-            let client = ClientRequest {
-                host: req.host(),
-                path: req.path(),
-                key,
-                protocols: &tokens,
-                extensions: extension,
-                extra_headers: &[],
-            };
+            let client = ClientRequest::new(req.host(), req.path(), key)
+                .with_protocols(&tokens)
+                .with_extensions(extension);
             let mut written = [0u8; 2048];
             let visible = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
             match write_request(&mut written, &client) {
@@ -119,11 +114,9 @@ fuzz_target!(|data: &[u8]| {
             // Accept with the first offered protocol that is a token and the first extension
             // offer: the client must take the answer.
             let protocol = tokens.first().copied();
-            let accept = Accept {
-                protocol,
-                extensions: extension,
-                extra_headers: &[],
-            };
+            let accept = Accept::new()
+                .with_protocol(protocol)
+                .with_extensions(extension);
             let mut out = [0u8; 2048];
             let Ok(len) = write_accept(&mut out, key, &accept) else {
                 // Only an extension offer holding a byte the writer refuses may fail here.

@@ -22,34 +22,30 @@ use ws_proto::frame::RSV1;
 use ws_proto::mask::apply_mask;
 use ws_proto::{
     CloseCode, Config, Connection, DataKind, Error, Event, FrameHeader, Limit, Limits, Message,
-    MessageAssembler, OpCode, Role,
+    MessageAssembler, OpCode, Role, State,
 };
 use ws_proto_fuzz::{Utf8Prefix, check_control_frame};
 
 const LIMIT: u64 = 64 << 10;
 
-const CONFIG: Config = Config {
-    limits: Limits {
-        max_frame_size: LIMIT,
-        max_message_size: LIMIT,
-        max_fragments: 16,
-        ..Limits::DEFAULT
-    },
-    ping_interval: None,
-    ..Config::DEFAULT
-};
+const CONFIG: Config = Config::DEFAULT
+    .with_limits(
+        Limits::DEFAULT
+            .with_max_message_size(LIMIT)
+            .with_max_frame_size(LIMIT)
+            .with_max_fragments(16),
+    )
+    .with_ping_interval(None);
 
 /// Roundtrip limits: large enough for every generated message.
-const BIG: Config = Config {
-    limits: Limits {
-        max_frame_size: 1 << 20,
-        max_message_size: 1 << 20,
-        max_fragments: 16,
-        ..Limits::DEFAULT
-    },
-    ping_interval: None,
-    ..Config::DEFAULT
-};
+const BIG: Config = Config::DEFAULT
+    .with_limits(
+        Limits::DEFAULT
+            .with_max_message_size(1 << 20)
+            .with_max_frame_size(1 << 20)
+            .with_max_fragments(16),
+    )
+    .with_ping_interval(None);
 
 const OFFERS: [&str; 6] = [
     "permessage-deflate",
@@ -65,9 +61,15 @@ enum Content {
     Bytes(Vec<u8>),
     Text(String),
     /// A highly compressible binary message (up to 3x the limit).
-    Repeat { byte: u8, len: u32 },
+    Repeat {
+        byte: u8,
+        len: u32,
+    },
     /// A highly compressible text message.
-    RepeatText { s: String, times: u32 },
+    RepeatText {
+        s: String,
+        times: u32,
+    },
 }
 
 impl Content {
@@ -129,6 +131,9 @@ struct Input {
     reads: Vec<u8>,
     round: Vec<RoundMsg>,
 }
+
+/// A message the receiver must deliver: its kind, its bytes and whether it was compressed.
+type Known = (DataKind, Vec<u8>, bool);
 
 /// What the receiver must do with the stream, as far as it is known.
 #[derive(Debug, PartialEq)]
@@ -207,7 +212,7 @@ fn receive_all(conn: &mut Connection, wire: &[u8], reads: &[u8], limit: u64) -> 
         pos += n;
         let mut at = 0;
         loop {
-            match conn.receive(&mut chunk[at..]) {
+            match conn.receive(0, &mut chunk[at..]) {
                 Ok((used, None)) => {
                     at += used;
                     assert_eq!(at, chunk.len(), "receive gave no event but left input");
@@ -288,9 +293,17 @@ fn receive_all(conn: &mut Connection, wire: &[u8], reads: &[u8], limit: u64) -> 
     Received { msgs, error: None }
 }
 
-/// Checks that the close frame queued after `err` carries its close code.
+/// Checks that the close frame queued after `err` carries its close code, and that the
+/// connection failed with it and waits for the peer's EOF once the close is taken.
 fn check_close_frame(conn: &mut Connection, err: Error) {
     let role = conn.role();
+    assert_eq!(conn.error(), Some(err));
+    assert_eq!(conn.error_close_code(), err.close_code());
+    assert_eq!(conn.state(), State::CloseAcknowledged);
+    assert!(
+        !conn.should_shutdown(),
+        "shut before the close frame was taken"
+    );
     let mut close = None;
     while let Some(f) = conn.poll_transmit() {
         let (op, payload) = check_control_frame(role, &f);
@@ -305,18 +318,21 @@ fn check_close_frame(conn: &mut Connection, err: Error) {
         }
         None => assert!(close.is_none(), "close frame after {err:?}"),
     }
+    assert!(
+        conn.should_shutdown(),
+        "not shut once the close frame was taken"
+    );
+    assert_eq!(conn.state(), State::CloseAcknowledged);
     if matches!(err, Error::LimitExceeded(Limit::MessageSize)) {
         assert_eq!(err.close_code(), Some(CloseCode::MESSAGE_TOO_BIG));
     }
 }
 
 fn params(input: &Input) -> Negotiated {
-    let config = DeflateConfig {
-        level: input.level % 10,
-        // 0 compresses empty messages too (see ws-proto/tests/fuzz_regressions.rs).
-        min_size: (input.min_size % 40) as usize,
-        ..DeflateConfig::DEFAULT
-    };
+    // A `min_size` of 0 compresses empty messages too (see ws-proto/tests/fuzz_regressions.rs).
+    let config = DeflateConfig::DEFAULT
+        .with_level(input.level % 10)
+        .with_min_size((input.min_size % 40) as usize);
     let offer = OFFERS[input.offer as usize % OFFERS.len()];
     negotiate_server([offer], &config).expect("offer accepted")
 }
@@ -327,10 +343,10 @@ fn compressed_stream(input: &Input, params: Negotiated) {
     } else {
         (Role::Server, Role::Client)
     };
-    let mut rx = Connection::new(rx_role, CONFIG, 1).unwrap();
+    let mut rx = Connection::new(rx_role, CONFIG, 1, 0).unwrap();
     rx.set_deflate(params);
     // The peer's own limits do not matter: it only sends.
-    let mut tx = Connection::new(tx_role, BIG, 7).unwrap();
+    let mut tx = Connection::new(tx_role, BIG, 7, 0).unwrap();
     tx.set_deflate(params);
     let peer_resets = match tx_role {
         Role::Server => params.server_no_context_takeover,
@@ -345,7 +361,9 @@ fn compressed_stream(input: &Input, params: Negotiated) {
     let mut key_state = input.mask_seed;
     let mut next_mask = || {
         if rx_role == Role::Server {
-            key_state = key_state.wrapping_mul(0x9E37_79B9).wrapping_add(0x7F4A_7C15);
+            key_state = key_state
+                .wrapping_mul(0x9E37_79B9)
+                .wrapping_add(0x7F4A_7C15);
             Some(key_state.to_le_bytes())
         } else {
             None
@@ -353,63 +371,63 @@ fn compressed_stream(input: &Input, params: Negotiated) {
     };
     for m in input.msgs.iter().take(24) {
         // The message's first-frame header bits and body, and what it should deliver.
-        let (opcode, rsv, body, known): (OpCode, u8, Vec<u8>, Option<(DataKind, Vec<u8>, bool)>) =
-            match &m.wire {
-                Wire::Genuine { content, corrupt } => {
-                    let (kind, data) = content.make();
-                    let op = if kind == DataKind::Text {
-                        OpCode::Text
-                    } else {
-                        OpCode::Binary
-                    };
-                    let mut frame = Vec::new();
-                    tx.encode_message(op, &data, &mut frame)
-                        .expect("encode_message");
-                    let (h, n) = FrameHeader::decode(&frame).unwrap().unwrap();
-                    assert!(h.fin && h.opcode == op);
-                    assert_eq!(h.mask.is_some(), tx_role == Role::Client);
-                    assert_eq!(
-                        h.rsv & RSV1 != 0,
-                        data.len() >= params.min_size,
-                        "compressed exactly when at least min_size"
-                    );
-                    let mut body = frame[n..].to_vec();
-                    assert_eq!(body.len() as u64, h.payload_len);
-                    if let Some(key) = h.mask {
-                        apply_mask(&mut body, key, 0);
-                    }
-                    let mut corrupted = false;
-                    if let Some((at, x)) = corrupt {
-                        if !body.is_empty() && *x != 0 {
-                            let i = *at as usize % body.len();
-                            body[i] ^= x;
-                            corrupted = true;
-                        }
-                    }
-                    let compressed = h.rsv & RSV1 != 0;
-                    (
-                        op,
-                        h.rsv,
-                        body,
-                        (!corrupted).then_some((kind, data, compressed)),
-                    )
+        let (opcode, rsv, body, known): (OpCode, u8, Vec<u8>, Option<Known>) = match &m.wire {
+            Wire::Genuine { content, corrupt } => {
+                let (kind, data) = content.make();
+                let op = if kind == DataKind::Text {
+                    OpCode::Text
+                } else {
+                    OpCode::Binary
+                };
+                let mut frame = Vec::new();
+                tx.encode_message(op, &data, &mut frame)
+                    .expect("encode_message");
+                let (h, n) = FrameHeader::decode(&frame).unwrap().unwrap();
+                assert!(h.fin && h.opcode == op);
+                assert_eq!(h.mask.is_some(), tx_role == Role::Client);
+                assert_eq!(
+                    h.rsv & RSV1 != 0,
+                    data.len() >= params.min_size,
+                    "compressed exactly when at least min_size"
+                );
+                let mut body = frame[n..].to_vec();
+                assert_eq!(body.len() as u64, h.payload_len);
+                if let Some(key) = h.mask {
+                    apply_mask(&mut body, key, 0);
                 }
-                Wire::Raw { text, bytes } => (
-                    if *text { OpCode::Text } else { OpCode::Binary },
-                    RSV1,
-                    bytes.clone(),
-                    None,
-                ),
-                Wire::Plain { content } => {
-                    let (kind, data) = content.make();
-                    let op = if kind == DataKind::Text {
-                        OpCode::Text
-                    } else {
-                        OpCode::Binary
-                    };
-                    (op, 0, data.clone(), Some((kind, data, false)))
+                let mut corrupted = false;
+                if let Some((at, x)) = corrupt
+                    && !body.is_empty()
+                    && *x != 0
+                {
+                    let i = *at as usize % body.len();
+                    body[i] ^= x;
+                    corrupted = true;
                 }
-            };
+                let compressed = h.rsv & RSV1 != 0;
+                (
+                    op,
+                    h.rsv,
+                    body,
+                    (!corrupted).then_some((kind, data, compressed)),
+                )
+            }
+            Wire::Raw { text, bytes } => (
+                if *text { OpCode::Text } else { OpCode::Binary },
+                RSV1,
+                bytes.clone(),
+                None,
+            ),
+            Wire::Plain { content } => {
+                let (kind, data) = content.make();
+                let op = if kind == DataKind::Text {
+                    OpCode::Text
+                } else {
+                    OpCode::Binary
+                };
+                (op, 0, data.clone(), Some((kind, data, false)))
+            }
+        };
         // Fragment the body.
         let mut frags: Vec<&[u8]> = Vec::new();
         let mut rest = &body[..];
@@ -482,7 +500,12 @@ fn compressed_stream(input: &Input, params: Negotiated) {
         got.error
     );
     for (i, (g, e)) in got.msgs.iter().zip(&expected).enumerate() {
-        assert!(g == e, "message {i} differs: got {} bytes, expected {}", g.1.len(), e.1.len());
+        assert!(
+            g == e,
+            "message {i} differs: got {} bytes, expected {}",
+            g.1.len(),
+            e.1.len()
+        );
     }
     match end {
         End::AllDelivered => {
@@ -490,7 +513,11 @@ fn compressed_stream(input: &Input, params: Negotiated) {
             assert_eq!(got.error, None, "error on a valid stream");
         }
         End::Limit(limit) => {
-            assert_eq!(got.msgs.len(), expected.len(), "message over the limit delivered");
+            assert_eq!(
+                got.msgs.len(),
+                expected.len(),
+                "message over the limit delivered"
+            );
             match (limit, got.error) {
                 (Some(l), Some(Error::LimitExceeded(g))) => assert_eq!(l, g),
                 (None, Some(Error::LimitExceeded(_))) => {}
@@ -501,13 +528,18 @@ fn compressed_stream(input: &Input, params: Negotiated) {
     }
     if let Some(e) = got.error {
         check_close_frame(&mut rx, e);
-        assert!(rx.receive(&mut [0x81]).is_err(), "receive after a failure");
+        // A failed connection reads nothing more.
+        assert_eq!(
+            rx.receive(0, &mut [0x81]),
+            Ok((1, None)),
+            "receive after a failure"
+        );
     }
 }
 
 fn roundtrip(input: &Input, params: Negotiated) {
-    let mut client = Connection::client(BIG, u64::from(input.mask_seed)).unwrap();
-    let mut server = Connection::server(BIG).unwrap();
+    let mut client = Connection::client(BIG, u64::from(input.mask_seed), 0).unwrap();
+    let mut server = Connection::server(BIG, 0).unwrap();
     client.set_deflate(params);
     server.set_deflate(params);
     for m in input.round.iter().take(32) {
@@ -523,7 +555,8 @@ fn roundtrip(input: &Input, params: Negotiated) {
             (&mut server, &mut client)
         };
         let mut wire = Vec::new();
-        tx.encode_message(op, &data, &mut wire).expect("encode_message");
+        tx.encode_message(op, &data, &mut wire)
+            .expect("encode_message");
         let got = receive_all(rx, &wire, &m.reads, BIG.limits.max_message_size);
         assert_eq!(got.error, None, "roundtrip failed");
         assert_eq!(got.msgs.len(), 1);

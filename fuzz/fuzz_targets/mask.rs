@@ -79,7 +79,10 @@ fuzz_target!(|input: Input| {
     let dst: Vec<u8> = dst.iter().map(|b| unsafe { b.assume_init() }).collect();
     assert_eq!(&dst[dpad..dpad + w], &reference[..w], "copy_masked result");
     assert!(
-        dst[..dpad].iter().chain(&dst[dpad + w..]).all(|&b| b == 0x5A),
+        dst[..dpad]
+            .iter()
+            .chain(&dst[dpad + w..])
+            .all(|&b| b == 0x5A),
         "copy_masked wrote outside its part"
     );
 

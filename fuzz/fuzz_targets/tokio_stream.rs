@@ -1,42 +1,49 @@
-//! A `ws-tokio` server `WebSocket` over an in-memory transport that misbehaves as the input
-//! says: short reads and writes, spurious `Pending` (waking the waker), flushes that pend, and
-//! (when enabled) I/O errors.
+//! A `ws-tokio` server over an in-memory transport that misbehaves as the input says: short
+//! reads and writes, spurious `Pending` (waking the waker), flushes that pend, and (when
+//! enabled) I/O errors.
 //!
 //! The transport plays a fixed valid opening request (optionally offering permessage-deflate),
 //! then a valid masked client frame stream generated from the input: text, binary (compressed
 //! when deflate was agreed), fragmented messages with a ping between fragments, pings, pongs,
-//! and optionally a close. The server is accepted with `ws_tokio::accept` or
-//! `accept_with_config` (small write buffer) and driven by hand with a no-op waker:
-//! `poll_recv`, `Sink::poll_ready` / `start_send` / `poll_flush`, and `recv()` / `send()` /
-//! `flush()` futures polled a few times and dropped (cancelled). Time is paused, so no timer
-//! fires. At the end the transport behaves and the connection is drained.
+//! and optionally a close; then EOF or silence. The server is accepted with `ws_tokio::accept`
+//! or `accept_with_config` (small write buffer), used whole or split into its halves, and driven
+//! by hand with a no-op waker: `poll_recv`, `Sink::poll_ready` / `start_send` / `poll_flush`,
+//! `recv()` / `send()` / `flush()` futures polled a few times and dropped (cancelled), and a
+//! close of our own (`Message::Close` through the sink, or the write half's `close()` future).
+//! Time is paused, so no timer fires. At the end the transport behaves and the connection is
+//! drained.
 //!
 //! Invariants: no panic; the messages received are the client's messages in order, each once
 //! and intact (all of them unless the transport failed; a prefix otherwise); the bytes the
 //! server wrote are a 101 response followed by valid unmasked frames, the data messages among
 //! them are the ones we queued, in order, each at most once and unchanged, every message
-//! `start_send` accepted is there unless the transport failed, and none that it refused; pongs
-//! answer the client's pings in order, the last ping is answered, and a client close is echoed
-//! with its code and nothing follows it; nothing is written after the transport was shut; the
-//! output stays within a bound of what was queued.
+//! `start_send` accepted is there unless the transport failed, and none that it refused (nor
+//! any sent after our close); pongs answer the client's pings in order, and without a close of
+//! ours the last ping is answered; the one close frame is ours when we closed, else the echo of
+//! the client's close with its code, and nothing follows it; the state only moves forward and
+//! ends where the stream leads it (terminated, transport shut and `recv` ended cleanly after a
+//! close handshake; terminated with `PeerVanished` after an EOF without one; still waiting
+//! otherwise); nothing is read after EOF and nothing written after shutdown; the output stays
+//! within a bound of what was queued.
 #![no_main]
 
-use std::cell::RefCell;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use arbitrary::Arbitrary;
 use futures_sink::Sink;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use ws_proto::bytes::Bytes;
 use ws_proto::deflate::{DeflateConfig, Negotiated, negotiate_server};
 use ws_proto::{
-    CloseCode, Config, Connection, Event, FrameHeader, Limits, Message, MessageAssembler, OpCode,
+    CloseCode, CloseFrame, Config, Connection, Event, FrameHeader, Limits, Message,
+    MessageAssembler, OpCode, State,
 };
-use ws_tokio::WebSocket;
+use ws_tokio::{ReadHalf, WebSocket, WriteHalf};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
@@ -49,16 +56,14 @@ const OFFERS: [Option<&str>; 5] = [
     Some("permessage-deflate; server_max_window_bits=9; client_max_window_bits=10"),
 ];
 
-const BIG: Config = Config {
-    limits: Limits {
-        max_frame_size: 1 << 20,
-        max_message_size: 1 << 20,
-        max_fragments: 64,
-        ..Limits::DEFAULT
-    },
-    ping_interval: None,
-    ..Config::DEFAULT
-};
+const BIG: Config = Config::DEFAULT
+    .with_limits(
+        Limits::DEFAULT
+            .with_max_message_size(1 << 20)
+            .with_max_frame_size(1 << 20)
+            .with_max_fragments(64),
+    )
+    .with_ping_interval(None);
 
 thread_local! {
     static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
@@ -97,6 +102,10 @@ struct Input {
     errors: bool,
     eof_at_end: bool,
     client_close: bool,
+    /// Use the connection through `split()` halves.
+    split: bool,
+    /// Our close code (0: a close frame without a code; not allowed on the wire: 1000).
+    close_code: u16,
     seed: u64,
     client: Vec<CMsg>,
     server: Vec<SMsg>,
@@ -147,7 +156,11 @@ impl Shared {
     }
 }
 
-struct Transport(Rc<RefCell<Shared>>);
+struct Transport(Arc<Mutex<Shared>>);
+
+fn lock(s: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl AsyncRead for Transport {
     fn poll_read(
@@ -155,8 +168,9 @@ impl AsyncRead for Transport {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let mut s = self.0.borrow_mut();
-        assert!(!s.eof_delivered || s.rpos == s.input.len());
+        let mut s = lock(&self.0);
+        // A connection that has seen the end of the stream reads no more.
+        assert!(!s.eof_delivered, "read after EOF");
         let n = match s.decide(cx, usize::MAX) {
             Ok(n) => n,
             Err(Poll::Pending) => return Poll::Pending,
@@ -185,7 +199,7 @@ impl AsyncWrite for Transport {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut s = self.0.borrow_mut();
+        let mut s = lock(&self.0);
         assert!(!s.shut, "write after shutdown");
         let n = match s.decide(cx, buf.len()) {
             Ok(n) => n.min(buf.len()),
@@ -197,7 +211,7 @@ impl AsyncWrite for Transport {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut s = self.0.borrow_mut();
+        let mut s = lock(&self.0);
         match s.decide(cx, 1) {
             Ok(_) => Poll::Ready(Ok(())),
             Err(Poll::Pending) => Poll::Pending,
@@ -206,7 +220,7 @@ impl AsyncWrite for Transport {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut s = self.0.borrow_mut();
+        let mut s = lock(&self.0);
         match s.decide(cx, 1) {
             Ok(_) => {
                 s.shut = true;
@@ -220,7 +234,7 @@ impl AsyncWrite for Transport {
 
 /// The client's byte stream and the messages the server must receive from it.
 fn client_stream(input: &Input, deflate: Option<Negotiated>) -> (Vec<u8>, Vec<Message>) {
-    let mut c = Connection::client(BIG, input.seed | 1).unwrap();
+    let mut c = Connection::client(BIG, input.seed | 1, 0).unwrap();
     if let Some(n) = deflate {
         c.set_deflate(n);
     }
@@ -234,22 +248,23 @@ fn client_stream(input: &Input, deflate: Option<Negotiated>) -> (Vec<u8>, Vec<Me
     for m in input.client.iter().take(32) {
         match m {
             CMsg::Text(s) => {
-                c.encode_message(OpCode::Text, s.as_bytes(), &mut wire).unwrap();
-                expect.push(Message::Text(s.clone()));
+                c.encode_message(OpCode::Text, s.as_bytes(), &mut wire)
+                    .unwrap();
+                expect.push(Message::text(s.as_str()));
             }
             CMsg::Binary(b) => {
                 c.encode_message(OpCode::Binary, b, &mut wire).unwrap();
-                expect.push(Message::Binary(b.clone()));
+                expect.push(Message::binary(b.clone()));
             }
             CMsg::Ping(p) => {
                 let p = &p[..p.len().min(125)];
                 frame(&mut c, &mut wire, OpCode::Ping, true, p);
-                expect.push(Message::Ping(p.to_vec()));
+                expect.push(Message::ping(p.to_vec()));
             }
             CMsg::Pong(p) => {
                 let p = &p[..p.len().min(125)];
                 frame(&mut c, &mut wire, OpCode::Pong, true, p);
-                expect.push(Message::Pong(p.to_vec()));
+                expect.push(Message::pong(p.to_vec()));
             }
             CMsg::Fragmented {
                 text,
@@ -280,7 +295,7 @@ fn client_stream(input: &Input, deflate: Option<Negotiated>) -> (Vec<u8>, Vec<Me
                     if let Some(p) = ping.take() {
                         let p = &p[..p.len().min(125)];
                         frame(&mut c, &mut wire, OpCode::Ping, true, p);
-                        expect.push(Message::Ping(p.to_vec()));
+                        expect.push(Message::ping(p.to_vec()));
                     }
                 }
                 let op = match (first, *text) {
@@ -290,18 +305,21 @@ fn client_stream(input: &Input, deflate: Option<Negotiated>) -> (Vec<u8>, Vec<Me
                 };
                 frame(&mut c, &mut wire, op, true, rest);
                 expect.push(if *text {
-                    Message::Text(String::from_utf8(data).unwrap())
+                    Message::text(String::from_utf8(data).unwrap())
                 } else {
-                    Message::Binary(data)
+                    Message::binary(data)
                 });
             }
         }
     }
     if input.client_close {
-        c.close(Some(CloseCode::NORMAL), "bye").unwrap();
+        c.close(0, Some(CloseCode::NORMAL), "bye").unwrap();
         let f = c.poll_transmit().expect("close frame");
         wire.extend_from_slice(f.as_bytes());
-        expect.push(Message::Close(Some((CloseCode::NORMAL, "bye".into()))));
+        expect.push(Message::Close(Some(CloseFrame::new(
+            CloseCode::NORMAL,
+            "bye",
+        ))));
     }
     (wire, expect)
 }
@@ -314,16 +332,16 @@ fn server_messages(input: &Input) -> Vec<Message> {
         .take(48)
         .enumerate()
         .map(|(i, m)| match m {
-            SMsg::Text(s) => Message::Text(format!("{i}:{s}")),
+            SMsg::Text(s) => Message::text(format!("{i}:{s}")),
             SMsg::Binary(b) => {
                 let mut v = (i as u32).to_be_bytes().to_vec();
                 v.extend_from_slice(b);
-                Message::Binary(v)
+                Message::binary(v)
             }
             SMsg::Ping(p) => {
                 let mut v = vec![i as u8];
                 v.extend_from_slice(&p[..p.len().min(124)]);
-                Message::Ping(v)
+                Message::ping(v)
             }
         })
         .collect()
@@ -338,6 +356,15 @@ fn tag(m: &Message) -> usize {
     }
 }
 
+/// Our close frame for the input.
+fn our_close(input: &Input) -> Option<CloseFrame> {
+    match input.close_code {
+        0 => None,
+        c if CloseCode(c).is_allowed_on_wire() => Some(CloseFrame::new(CloseCode(c), "srv")),
+        _ => Some(CloseFrame::new(CloseCode::NORMAL, "srv")),
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Fate {
     /// Not attempted, or refused.
@@ -348,21 +375,95 @@ enum Fate {
     Queued,
 }
 
+/// The order of the states: a connection only moves forward.
+fn rank(s: State) -> u8 {
+    match s {
+        State::Open => 0,
+        State::ClosedByUs => 1,
+        State::ClosedByPeer => 2,
+        State::CloseAcknowledged => 3,
+        State::Terminated => 4,
+        other => panic!("unknown state {other:?}"),
+    }
+}
+
+type Recv = Poll<Option<Result<Message, ws_tokio::Error>>>;
+
+/// The connection, whole or split.
+enum Ws {
+    Whole(WebSocket<Transport>),
+    Split(WriteHalf<Transport>, ReadHalf<Transport>),
+}
+
+impl Ws {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Recv {
+        match self {
+            Ws::Whole(ws) => ws.poll_recv(cx),
+            Ws::Split(_, r) => r.poll_recv(cx),
+        }
+    }
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ws_tokio::Error>> {
+        match self {
+            Ws::Whole(ws) => Pin::new(ws).poll_ready(cx),
+            Ws::Split(w, _) => Pin::new(w).poll_ready(cx),
+        }
+    }
+
+    fn start_send(&mut self, m: Message) -> Result<(), ws_tokio::Error> {
+        match self {
+            Ws::Whole(ws) => Pin::new(ws).start_send(m),
+            Ws::Split(w, _) => Pin::new(w).start_send(m),
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ws_tokio::Error>> {
+        match self {
+            Ws::Whole(ws) => Pin::new(ws).poll_flush(cx),
+            Ws::Split(w, _) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    /// The state, where it can be seen (a split connection's lives in its read half).
+    fn state(&self) -> Option<State> {
+        match self {
+            Ws::Whole(ws) => Some(ws.state()),
+            Ws::Split(..) => None,
+        }
+    }
+}
+
+/// Polls `f` up to `n` times.
+fn poll_n<F: Future>(mut f: Pin<&mut F>, n: usize, cx: &mut Context<'_>) -> Poll<F::Output> {
+    for _ in 0..n {
+        if let Poll::Ready(r) = f.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+    }
+    Poll::Pending
+}
+
 struct Run {
-    ws: WebSocket<Transport>,
+    ws: Ws,
     received: Vec<Message>,
     /// `poll_recv` gave `None` or an error.
     recv_done: Option<Option<String>>,
     fates: Vec<Fate>,
     next: usize,
     msgs: Vec<Message>,
+    /// Our close frame and whether it was sent.
+    close: Option<CloseFrame>,
+    close_fate: Fate,
+    /// The state last seen.
+    state: State,
 }
 
 impl Run {
-    fn on_recv(&mut self, r: Poll<Option<Result<Message, ws_tokio::Error>>>) -> bool {
+    fn on_recv(&mut self, r: Recv) -> bool {
         match r {
             Poll::Pending => false,
             Poll::Ready(Some(Ok(m))) => {
+                assert!(self.recv_done.is_none(), "message after the end");
                 self.received.push(m);
                 true
             }
@@ -377,9 +478,20 @@ impl Run {
         }
     }
 
+    fn check_state(&mut self) {
+        if let Some(s) = self.ws.state() {
+            assert!(
+                rank(s) >= rank(self.state),
+                "state moved back from {:?} to {s:?}",
+                self.state
+            );
+            self.state = s;
+        }
+    }
+
     fn step(&mut self, a: u8, cx: &mut Context<'_>) {
         let polls = ((a >> 3) & 3) as usize + 1;
-        match a % 6 {
+        match a % 7 {
             0 => {
                 if self.recv_done.is_none() {
                     let r = self.ws.poll_recv(cx);
@@ -390,9 +502,9 @@ impl Run {
                 if self.next >= self.msgs.len() {
                     return;
                 }
-                if let Poll::Ready(Ok(())) = Pin::new(&mut self.ws).poll_ready(cx) {
+                if let Poll::Ready(Ok(())) = self.ws.poll_ready(cx) {
                     let m = self.msgs[self.next].clone();
-                    self.fates[self.next] = match Pin::new(&mut self.ws).start_send(m) {
+                    self.fates[self.next] = match self.ws.start_send(m) {
                         Ok(()) => Fate::Queued,
                         Err(_) => Fate::Never,
                     };
@@ -400,22 +512,16 @@ impl Run {
                 }
             }
             2 => {
-                let _ = Pin::new(&mut self.ws).poll_flush(cx);
+                let _ = self.ws.poll_flush(cx);
             }
             3 => {
                 if self.recv_done.is_some() {
                     return;
                 }
-                let mut out = Poll::Pending;
-                {
-                    let mut f = pin!(self.ws.recv());
-                    for _ in 0..polls {
-                        if let Poll::Ready(r) = f.as_mut().poll(cx) {
-                            out = Poll::Ready(r);
-                            break;
-                        }
-                    }
-                }
+                let out = match &mut self.ws {
+                    Ws::Whole(ws) => poll_n(pin!(ws.recv()), polls, cx),
+                    Ws::Split(_, r) => poll_n(pin!(r.recv()), polls, cx),
+                };
                 self.on_recv(out);
             }
             4 => {
@@ -423,30 +529,50 @@ impl Run {
                     return;
                 }
                 let m = self.msgs[self.next].clone();
-                let mut fate = Fate::Maybe;
-                {
-                    let mut f = pin!(self.ws.send(m));
-                    for _ in 0..polls {
-                        if let Poll::Ready(r) = f.as_mut().poll(cx) {
-                            if r.is_ok() {
-                                fate = Fate::Queued;
-                            }
-                            break;
-                        }
-                    }
-                }
-                self.fates[self.next] = fate;
+                let r = match &mut self.ws {
+                    Ws::Whole(ws) => poll_n(pin!(ws.send(m)), polls, cx),
+                    Ws::Split(w, _) => poll_n(pin!(w.send(m)), polls, cx),
+                };
+                self.fates[self.next] = match r {
+                    Poll::Ready(Ok(())) => Fate::Queued,
+                    _ => Fate::Maybe,
+                };
                 self.next += 1;
             }
+            5 => {
+                let _ = match &mut self.ws {
+                    Ws::Whole(ws) => poll_n(pin!(ws.flush()), polls, cx),
+                    Ws::Split(w, _) => poll_n(
+                        pin!(poll_fn(|cx| Pin::new(&mut *w).poll_flush(cx))),
+                        polls,
+                        cx,
+                    ),
+                };
+            }
             _ => {
-                let mut f = pin!(self.ws.flush());
-                for _ in 0..polls {
-                    if f.as_mut().poll(cx).is_ready() {
-                        break;
-                    }
+                // Our close, once: through the sink, or the write half's `close()`.
+                if self.close_fate != Fate::Never || a & 0x40 == 0 {
+                    return;
                 }
+                let frame = self.close.clone();
+                self.close_fate = match &mut self.ws {
+                    Ws::Split(w, _) if a & 0x80 != 0 => {
+                        match poll_n(pin!(w.close(frame)), polls, cx) {
+                            Poll::Ready(Ok(())) => Fate::Queued,
+                            _ => Fate::Maybe,
+                        }
+                    }
+                    _ => match self.ws.poll_ready(cx) {
+                        Poll::Ready(Ok(())) => match self.ws.start_send(Message::Close(frame)) {
+                            Ok(()) => Fate::Queued,
+                            Err(_) => Fate::Never,
+                        },
+                        _ => Fate::Never,
+                    },
+                };
             }
         }
+        self.check_state();
     }
 }
 
@@ -465,7 +591,7 @@ fn run(input: &Input) {
     let mut stream = request.into_bytes();
     stream.extend_from_slice(&frames);
 
-    let shared = Rc::new(RefCell::new(Shared {
+    let shared = Arc::new(Mutex::new(Shared {
         input: stream,
         script: input.script.clone(),
         errors: input.errors,
@@ -477,12 +603,10 @@ fn run(input: &Input) {
 
     // The handshake: every poll consumes a script byte or makes progress.
     let accepted = {
-        let config = ws_tokio::Config {
-            limits: BIG.limits,
-            ping_interval: None,
-            write_buffer_size: input.write_buffer as usize % 4096 + 1,
-            ..ws_tokio::Config::default()
-        };
+        let config = ws_tokio::Config::default()
+            .with_limits(BIG.limits)
+            .with_ping_interval(None)
+            .with_write_buffer_size(input.write_buffer as usize % 4096 + 1);
         let mut fut: Pin<Box<dyn Future<Output = _>>> = if input.default_config {
             Box::pin(ws_tokio::accept(transport))
         } else {
@@ -500,9 +624,17 @@ fn run(input: &Input) {
     let ws = match accepted {
         Ok(ws) => ws,
         Err(e) => {
-            assert!(shared.borrow().errored, "handshake failed: {e:?}");
+            assert!(lock(&shared).errored, "handshake failed: {e:?}");
             return;
         }
+    };
+    assert_eq!(ws.state(), State::Open);
+    assert_eq!(ws.compression_enabled(), deflate.is_some());
+    let ws = if input.split {
+        let (w, r) = ws.split();
+        Ws::Split(w, r)
+    } else {
+        Ws::Whole(ws)
     };
     let msgs = server_messages(input);
     let mut r = Run {
@@ -512,16 +644,19 @@ fn run(input: &Input) {
         fates: vec![Fate::Never; msgs.len()],
         next: 0,
         msgs,
+        close: our_close(input),
+        close_fate: Fate::Never,
+        state: State::Open,
     };
     for &a in input.actions.iter().take(512) {
         r.step(a, &mut cx);
     }
 
     // Drain with a well-behaved transport.
-    shared.borrow_mut().calm = true;
+    lock(&shared).calm = true;
     let mut flush_error = None;
     for _ in 0..8 {
-        if let Poll::Ready(Err(e)) = Pin::new(&mut r.ws).poll_flush(&mut cx) {
+        if let Poll::Ready(Err(e)) = r.ws.poll_flush(&mut cx) {
             flush_error = Some(format!("{e:?}"));
         }
         for _ in 0..expect.len() + 8 {
@@ -533,9 +668,10 @@ fn run(input: &Input) {
                 break;
             }
         }
+        r.check_state();
     }
 
-    let s = shared.borrow();
+    let s = lock(&shared);
     let errored = s.errored;
 
     // Received: the client's messages, in order, once each; all of them without failures.
@@ -563,8 +699,25 @@ fn run(input: &Input) {
                 "recv failed: {e}"
             ),
         }
+        // Where the connection ends: terminated with the transport shut after a close
+        // handshake or an EOF; still open (or waiting for the client's close) otherwise.
+        if input.client_close || s.eof_at_end {
+            assert!(r.recv_done.is_some(), "recv did not end");
+            assert!(s.shut, "transport not shut at the end");
+            if let Some(state) = r.ws.state() {
+                assert_eq!(state, State::Terminated);
+            }
+        } else {
+            assert!(!s.shut, "transport shut while open");
+            if let Some(state) = r.ws.state() {
+                match r.close_fate {
+                    Fate::Queued => assert_eq!(state, State::ClosedByUs),
+                    Fate::Never => assert_eq!(state, State::Open),
+                    Fate::Maybe => assert!(matches!(state, State::Open | State::ClosedByUs)),
+                }
+            }
+        }
     }
-
     // Written: the 101 response, then valid frames.
     let w = &s.written;
     let Some(head_len) = w.windows(4).position(|x| x == b"\r\n\r\n").map(|i| i + 4) else {
@@ -610,7 +763,7 @@ fn run(input: &Input) {
             Err(e) => panic!("invalid frame in the output: {e:?}"),
         }
     }
-    let mut peer = Connection::client(BIG, 3).unwrap();
+    let mut peer = Connection::client(BIG, 3, 0).unwrap();
     if let Some(n) = deflate {
         peer.set_deflate(n);
     }
@@ -619,7 +772,7 @@ fn run(input: &Input) {
     let mut buf = body.to_vec();
     let mut at = 0;
     loop {
-        match peer.receive(&mut buf[at..]) {
+        match peer.receive(0, &mut buf[at..]) {
             Ok((n, None)) => {
                 at += n;
                 break;
@@ -649,7 +802,10 @@ fn run(input: &Input) {
             Message::Close(c) => close = Some(c.clone()),
             m => {
                 let t = tag(m);
-                assert!(last.is_none_or(|l| t > l), "message {t} out of order or repeated");
+                assert!(
+                    last.is_none_or(|l| t > l),
+                    "message {t} out of order or repeated"
+                );
                 last = Some(t);
                 assert_eq!(m, &r.msgs[t], "message {t} changed");
                 assert_ne!(r.fates[t], Fate::Never, "message {t} sent though refused");
@@ -672,7 +828,7 @@ fn run(input: &Input) {
         assert!(total >= queued);
     }
     // Pongs answer the client's pings, in order.
-    let pings: Vec<&Vec<u8>> = expect
+    let pings: Vec<&Bytes> = expect
         .iter()
         .filter_map(|m| match m {
             Message::Ping(p) => Some(p),
@@ -684,21 +840,35 @@ fn run(input: &Input) {
         while k < pings.len() && pings[k] != p {
             k += 1;
         }
-        assert!(k < pings.len(), "pong {p:02x?} answers no ping (or out of order)");
+        assert!(
+            k < pings.len(),
+            "pong {p:02x?} answers no ping (or out of order)"
+        );
         k += 1;
     }
+    // The one close frame: ours, or the echo of the client's.
+    let ours = r.close.clone();
+    let echo = Some(CloseFrame::new(CloseCode::NORMAL, ""));
+    if let Some(c) = &close {
+        assert!(
+            (*c == ours && r.close_fate != Fate::Never) || (*c == echo && input.client_close),
+            "close frame {c:?} (ours: {ours:?}, {:?})",
+            r.close_fate
+        );
+    }
     if !errored && r.received.len() == expect.len() {
-        if let Some(lp) = pings.last() {
-            assert_eq!(pongs.last(), Some(*lp), "last ping unanswered");
+        if r.close_fate == Fate::Never {
+            // Without a close of ours, every ping is answered (the last one at least: a pong
+            // not yet sent is replaced by a newer one).
+            if let Some(lp) = pings.last() {
+                assert_eq!(pongs.last(), Some(*lp), "last ping unanswered");
+            }
         }
-        if input.client_close {
-            assert_eq!(
-                close,
-                Some(Some((CloseCode::NORMAL, String::new()))),
-                "close not echoed"
-            );
-        } else {
-            assert_eq!(close, None, "close frame though the client did not close");
+        let reply = if input.client_close { Some(echo) } else { None };
+        match r.close_fate {
+            Fate::Queued => assert_eq!(close, Some(ours), "our close frame not written"),
+            Fate::Never => assert_eq!(close, reply, "close frame"),
+            Fate::Maybe => assert!(close == Some(ours) || close == reply, "{close:?}"),
         }
     }
     // Bounded output: what was queued, plus answers.
