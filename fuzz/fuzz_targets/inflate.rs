@@ -293,6 +293,51 @@ fn receive_all(conn: &mut Connection, wire: &[u8], reads: &[u8], limit: u64) -> 
     Received { msgs, error: None }
 }
 
+/// The same stream through `MessageAssembler::receive` (inflated chunks assembled into one
+/// buffer): the data messages it completes and the error that failed the connection.
+fn assemble_all(conn: &mut Connection, wire: &[u8], reads: &[u8]) -> Received {
+    let mut asm = MessageAssembler::new();
+    let mut msgs = Vec::new();
+    let mut pos = 0;
+    for n in read_sizes(reads, wire.len()) {
+        let mut chunk = wire[pos..pos + n].to_vec();
+        pos += n;
+        let mut at = 0;
+        // Every call consumes bytes or completes a message.
+        for _ in 0..=2 * n + 1 {
+            match asm.receive(conn, 0, &mut chunk[at..]) {
+                Ok((used, m)) => {
+                    at += used;
+                    match m {
+                        Some(Message::Text(t)) => {
+                            msgs.push((DataKind::Text, t.as_bytes().to_vec()))
+                        }
+                        Some(Message::Binary(b)) => msgs.push((DataKind::Binary, b.to_vec())),
+                        Some(_) => {}
+                        None => {
+                            assert_eq!(at, chunk.len(), "assembler left input");
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    assert_eq!(conn.error(), Some(e));
+                    return Received {
+                        msgs,
+                        error: Some(e),
+                    };
+                }
+            }
+        }
+        assert_eq!(
+            at,
+            chunk.len(),
+            "MessageAssembler::receive makes no progress"
+        );
+    }
+    Received { msgs, error: None }
+}
+
 /// Checks that the close frame queued after `err` carries its close code, and that the
 /// connection failed with it and waits for the peer's EOF once the close is taken.
 fn check_close_frame(conn: &mut Connection, err: Error) {
@@ -491,7 +536,21 @@ fn compressed_stream(input: &Input, params: Negotiated) {
         }
     }
 
+    let mut rx2 = Connection::new(rx_role, CONFIG, 1, 0).unwrap();
+    rx2.set_deflate(params);
     let got = receive_all(&mut rx, &wire, &input.reads, LIMIT);
+    let assembled = assemble_all(&mut rx2, &wire, &input.reads);
+    assert!(
+        assembled.msgs == got.msgs,
+        "MessageAssembler::receive delivered {} messages, receive {}",
+        assembled.msgs.len(),
+        got.msgs.len()
+    );
+    assert_eq!(
+        assembled.error, got.error,
+        "MessageAssembler::receive failed otherwise"
+    );
+    assert_eq!(rx2.state(), rx.state());
     assert!(
         got.msgs.len() >= expected.len(),
         "only {} of {} expected messages delivered; error {:?}",
@@ -534,6 +593,17 @@ fn compressed_stream(input: &Input, params: Negotiated) {
             Ok((1, None)),
             "receive after a failure"
         );
+    } else {
+        // Still open: the peer's EOF now is a vanished peer.
+        assert_eq!(rx.state(), State::Open);
+        assert_eq!(rx.receive_eof(), Err(Error::PeerVanished));
+        assert_eq!(rx.state(), State::Terminated);
+        assert_eq!(rx.error_close_code(), None);
+        // What was queued (pongs) is still given; then nothing, and the transport is shut.
+        while let Some(f) = rx.poll_transmit() {
+            assert_eq!(f.opcode(), OpCode::Pong, "{f:?} after EOF");
+        }
+        assert!(rx.should_shutdown());
     }
 }
 
