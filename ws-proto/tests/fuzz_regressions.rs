@@ -33,7 +33,9 @@ fn roundtrip(tx: &mut Connection, rx: &mut Connection, msgs: &[(OpCode, &[u8])])
 /// come out of the peer's inflater as non-empty messages.
 #[test]
 fn inflate_empty_messages_level0_context_takeover() {
-    let config = DeflateConfig::DEFAULT.with_level(0).with_min_size(0);
+    let config = DeflateConfig::CONTEXT_TAKEOVER
+        .with_level(0)
+        .with_min_size(0);
     let params = negotiate_server(["permessage-deflate"], &config).unwrap();
     let cfg = Config::DEFAULT.with_ping_interval(None);
     let mut server = Connection::server(cfg, 0).unwrap();
@@ -64,7 +66,7 @@ fn inflate_empty_messages_level0_context_takeover() {
 /// `00 00 ff ff` tail half-parsed as a stored-block header; the second completes it.
 #[test]
 fn inflate_empty_messages_default_level_context_takeover() {
-    let config = DeflateConfig::DEFAULT.with_min_size(0);
+    let config = DeflateConfig::CONTEXT_TAKEOVER.with_min_size(0);
     let params = negotiate_server(["permessage-deflate"], &config).unwrap();
     let cfg = Config::DEFAULT.with_ping_interval(None);
     let mut client = Connection::client(cfg, 1, 0).unwrap();

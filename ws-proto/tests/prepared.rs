@@ -226,3 +226,85 @@ fn a_shared_compressor_sender_compresses_through_the_caller() {
         [Message::text(text.clone()), Message::text(text)]
     );
 }
+
+mod pool {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use ws_proto::deflate::{InflatePool, InflateState};
+
+    /// A pool that counts what it lends and takes back.
+    pub(crate) struct Counting {
+        pub(crate) states: Mutex<Vec<Box<InflateState>>>,
+        pub(crate) taken: AtomicUsize,
+        pub(crate) given: AtomicUsize,
+    }
+
+    impl InflatePool for Counting {
+        fn take(&self) -> Option<Box<InflateState>> {
+            let s = self.states.lock().unwrap().pop();
+            if s.is_some() {
+                self.taken.fetch_add(1, Ordering::Relaxed);
+            }
+            s
+        }
+        fn give(&self, state: Box<InflateState>) {
+            self.given.fetch_add(1, Ordering::Relaxed);
+            self.states.lock().unwrap().push(state);
+        }
+    }
+
+    pub(crate) static POOL: Counting = Counting {
+        states: Mutex::new(Vec::new()),
+        taken: AtomicUsize::new(0),
+        given: AtomicUsize::new(0),
+    };
+}
+
+#[test]
+fn decompressor_state_waits_in_the_pool_between_messages() {
+    use std::sync::atomic::Ordering;
+    // The default server asks for client_no_context_takeover: between messages its
+    // connections hold no decompressor state; the pool lends one per message.
+    let (s, c) = agree(
+        "permessage-deflate; client_max_window_bits",
+        DeflateConfig::DEFAULT,
+        DeflateConfig::DEFAULT,
+    );
+    assert!(s.client_no_context_takeover);
+    let mut servers: Vec<Connection> = (0..3)
+        .map(|_| {
+            let mut c = Connection::server(cfg(), 0).unwrap();
+            c.set_deflate(s);
+            c.set_inflate_pool(&pool::POOL);
+            c
+        })
+        .collect();
+    let mut client = Connection::client(cfg(), 5, 0).unwrap();
+    client.set_deflate(c);
+    let mut tx = client.take_sender();
+    let mut compressor = Compressor::new(2);
+    let text = "compress me please, compress me please, compress me please".repeat(4);
+    for round in 0..4 {
+        for server in &mut servers {
+            let mut wire = Vec::new();
+            tx.encode_message_with(
+                OpCode::Text,
+                text.as_bytes(),
+                &mut wire,
+                Some(&mut compressor),
+            )
+            .unwrap();
+            assert_ne!(wire[0] & 0x40, 0, "compressed");
+            assert_eq!(
+                decode(server, &wire),
+                [Message::text(text.clone())],
+                "round {round}"
+            );
+        }
+    }
+    // Twelve messages, one state: made once, then lent and given back every time.
+    assert_eq!(pool::POOL.given.load(Ordering::Relaxed), 12);
+    assert_eq!(pool::POOL.taken.load(Ordering::Relaxed), 11);
+    assert_eq!(pool::POOL.states.lock().unwrap().len(), 1);
+}

@@ -1,7 +1,7 @@
 //! Measures the server's memory per idle WebSocket connection, with and without
 //! permessage-deflate.
 //!
-//! `cargo run --release -p ws-tokio --example idle_memory -- [--conns N] [--compression off|default|lean] [--message]`
+//! `cargo run --release -p ws-tokio --example idle_memory -- [--conns N] [--compression off|default|lean|takeover] [--message]`
 //!
 //! Starts the echo server as a child process (this same binary with `--serve`), opens N client
 //! connections from this process, optionally exchanges one message on each (so compression
@@ -19,6 +19,7 @@ fn compression(mode: &str) -> Option<DeflateConfig> {
     match mode {
         "off" => None,
         "lean" => Some(DeflateConfig::LEAN),
+        "takeover" => Some(DeflateConfig::CONTEXT_TAKEOVER),
         _ => Some(DeflateConfig::DEFAULT),
     }
 }

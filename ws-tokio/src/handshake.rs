@@ -220,6 +220,7 @@ pub(crate) fn connection(
         .map_err(Error::from_proto)?;
     if let Some(n) = deflate {
         conn.set_deflate(n);
+        conn.set_inflate_pool(&crate::engine::INFLATE_POOL);
     }
     Ok(conn)
 }

@@ -385,6 +385,25 @@ impl Connection {
         self.sender.set_deflate(&params);
     }
 
+    /// Keeps the decompressor's state in `pool` between messages when the peer resets its
+    /// compression context after each one (a server that negotiated
+    /// `client_no_context_takeover`), instead of making and freeing it per message. Call after
+    /// [`set_deflate`](Self::set_deflate).
+    #[cfg(feature = "deflate")]
+    pub fn set_inflate_pool(&mut self, pool: &'static dyn crate::deflate::InflatePool) {
+        self.rx.set_inflate_pool(pool);
+    }
+
+    /// Gives back memory held only while a message is being received (the decompressor's
+    /// output buffer, when the peer resets its context per message): call when the bytes of a
+    /// read are all processed. Nothing happens inside a message.
+    pub fn release_buffers(&mut self) {
+        #[cfg(feature = "deflate")]
+        if !self.rx.in_message() {
+            self.rx.release_idle();
+        }
+    }
+
     /// Whether permessage-deflate was negotiated.
     pub fn compression_enabled(&self) -> bool {
         self.rx.compressed()

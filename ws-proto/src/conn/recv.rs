@@ -91,6 +91,21 @@ impl Reader {
         }
     }
 
+    /// Between messages: the inflater's buffer goes back (see `Inflater::release_idle`).
+    #[cfg(feature = "deflate")]
+    pub(super) fn release_idle(&mut self) {
+        if let Some(i) = self.inflater.as_mut() {
+            i.release_idle();
+        }
+    }
+
+    #[cfg(feature = "deflate")]
+    pub(super) fn set_inflate_pool(&mut self, pool: &'static dyn crate::deflate::InflatePool) {
+        if let Some(i) = self.inflater.as_mut() {
+            i.set_pool(pool);
+        }
+    }
+
     #[cfg(feature = "deflate")]
     pub(super) fn set_deflate(&mut self, params: &crate::deflate::Negotiated, role: Role) {
         self.inflater = Some(alloc::boxed::Box::new(crate::deflate::Inflater::new(
@@ -343,9 +358,7 @@ impl Connection {
         }
         #[cfg(feature = "deflate")]
         if self.rx.message.is_none() {
-            if let Some(i) = self.rx.inflater.as_mut() {
-                i.release_idle();
-            }
+            self.rx.release_idle();
         }
         let mut pos = 0;
         if self.rx.frame.is_none() {

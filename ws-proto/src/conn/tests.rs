@@ -1011,7 +1011,7 @@ proptest! {
 fn default_deflate() -> crate::deflate::Negotiated {
     crate::deflate::negotiate_server(
         ["permessage-deflate"],
-        &crate::deflate::DeflateConfig::DEFAULT,
+        &crate::deflate::DeflateConfig::CONTEXT_TAKEOVER,
     )
     .unwrap()
 }

@@ -18,7 +18,9 @@ const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 pub(crate) struct Inflater {
     /// The peer resets its compression context after each message.
     peer_reset: bool,
-    inflate: Option<Box<Inflate>>,
+    inflate: Option<Box<InflateState>>,
+    /// Where the state waits between messages when the peer resets its context.
+    pool: Option<&'static dyn InflatePool>,
     /// Inflated output of the current chunk.
     pub(crate) out: Vec<u8>,
 }
@@ -41,8 +43,15 @@ impl Inflater {
         Inflater {
             peer_reset,
             inflate: None,
+            pool: None,
             out: Vec::new(),
         }
+    }
+
+    /// Keeps the decompressor state in `pool` between messages (when the peer resets its
+    /// context per message; otherwise the state is this connection's for good).
+    pub(crate) fn set_pool(&mut self, pool: &'static dyn InflatePool) {
+        self.pool = Some(pool);
     }
 
     fn peer_reset(&self) -> bool {
@@ -57,9 +66,14 @@ impl Inflater {
         if self.out.capacity() > WORKING_BUFFER {
             self.out = Vec::new();
         }
-        let inf = self
+        let pool = if self.peer_reset { self.pool } else { None };
+        let inf = &mut self
             .inflate
-            .get_or_insert_with(|| Box::new(Inflate::new(false, 15)));
+            .get_or_insert_with(|| {
+                pool.and_then(|p| p.take())
+                    .unwrap_or_else(|| Box::new(InflateState(Inflate::new(false, 15))))
+            })
+            .0;
         let mut produced: u64 = 0;
         for (part, is_tail) in [(input, false), (&TAIL[..], true)] {
             if is_tail && !last {
@@ -122,7 +136,10 @@ impl Inflater {
             }
         }
         if last && self.peer_reset() {
-            self.inflate = None;
+            if let (Some(mut state), Some(pool)) = (self.inflate.take(), self.pool) {
+                state.0.reset(false);
+                pool.give(state);
+            }
         }
         Ok(())
     }
@@ -135,6 +152,28 @@ impl Inflater {
             self.out = Vec::new();
         }
     }
+}
+
+/// The state of a decompressor (about 7 KiB, and its 32 KiB window once used), lent to
+/// connections by an [`InflatePool`].
+pub struct InflateState(Inflate);
+
+impl core::fmt::Debug for InflateState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("InflateState")
+    }
+}
+
+/// Where connections whose peer resets its compression context after every message
+/// (`client_no_context_takeover` on a server) keep their decompressor state between messages:
+/// a pool shared by many connections (one per thread, say), so that an idle connection holds
+/// none and none is made and freed per message. See
+/// [`Connection::set_inflate_pool`](crate::Connection::set_inflate_pool).
+pub trait InflatePool: Sync {
+    /// A state to use for the next message, if the pool has one (else a new one is made).
+    fn take(&self) -> Option<Box<InflateState>>;
+    /// A state a message is done with, reset (the pool may drop it).
+    fn give(&self, state: Box<InflateState>);
 }
 
 /// The compressor of one connection. Its state is created on first use and, without context

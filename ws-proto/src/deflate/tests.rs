@@ -9,7 +9,7 @@ fn items(s: &str) -> Vec<&str> {
 
 #[test]
 fn server_picks_first_acceptable_offer() {
-    let c = DeflateConfig::DEFAULT;
+    let c = DeflateConfig::CONTEXT_TAKEOVER;
     let n = negotiate_server(
         items("x-foo, permessage-deflate; client_max_window_bits"),
         &c,
@@ -63,7 +63,7 @@ fn server_picks_first_acceptable_offer() {
 
 #[test]
 fn client_checks_response() {
-    let c = DeflateConfig::DEFAULT;
+    let c = DeflateConfig::CONTEXT_TAKEOVER;
     let mut out = [0u8; 128];
     let len = write_offer(&c, &mut out).unwrap();
     assert_eq!(
@@ -142,7 +142,7 @@ fn writers_stop_at_the_end_of_the_buffer() {
 
 #[test]
 fn parameters_follow_the_extension_grammar() {
-    let c = DeflateConfig::DEFAULT;
+    let c = DeflateConfig::CONTEXT_TAKEOVER;
     // Spaces and tabs around separators, names in any case, quoted values.
     let n = negotiate_server(
         ["permessage-deflate ;\tSERVER_MAX_WINDOW_BITS = \"12\" ; client_max_window_bits"],
@@ -172,4 +172,36 @@ fn parameters_follow_the_extension_grammar() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn the_default_server_asks_for_client_no_context_takeover() {
+    let n = negotiate_server(
+        ["permessage-deflate; client_max_window_bits"],
+        &DeflateConfig::DEFAULT,
+    )
+    .unwrap();
+    assert!(n.client_no_context_takeover && !n.server_no_context_takeover);
+    assert!(n.shared_compressor);
+    let mut out = [0u8; 128];
+    let len = write_response(&n, &mut out).unwrap();
+    assert_eq!(
+        &out[..len],
+        b"permessage-deflate; client_no_context_takeover"
+    );
+    // A client accepts the answer (it allows its own context to be reset).
+    let got = negotiate_client(
+        [core::str::from_utf8(&out[..len]).unwrap()],
+        &DeflateConfig::DEFAULT,
+    )
+    .unwrap()
+    .unwrap();
+    assert!(got.client_no_context_takeover);
+    // Without the setting, the offer is taken as it is.
+    let n = negotiate_server(
+        ["permessage-deflate"],
+        &DeflateConfig::DEFAULT.with_client_no_context_takeover(false),
+    )
+    .unwrap();
+    assert!(!n.client_no_context_takeover);
 }

@@ -157,7 +157,7 @@ fn receive_reserves_no_more_than_the_limit() {
 fn receive_inflates_compressed_messages() {
     let params = crate::deflate::negotiate_server(
         ["permessage-deflate"],
-        &crate::deflate::DeflateConfig::DEFAULT,
+        &crate::deflate::DeflateConfig::CONTEXT_TAKEOVER,
     )
     .unwrap();
     let config = Config::DEFAULT.with_ping_interval(None);

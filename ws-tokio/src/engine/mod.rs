@@ -17,7 +17,7 @@ use crate::time::{instant_of, now_ms};
 
 mod write;
 
-pub(crate) use write::Writer;
+pub(crate) use write::{INFLATE_POOL, Writer};
 
 /// Size of the per-thread scratch buffer reads land in: the core's working buffer, large
 /// enough that a 64 KiB message arrives with one read (64 KiB of payload plus its header do
@@ -110,7 +110,7 @@ impl Reader {
             // Release the memory once drained.
             self.leftover = Vec::new();
             self.leftover_pos = 0;
-            self.judge_deadlines(now_ms());
+            self.read_done(now_ms());
         } else {
             self.leftover = buf;
         }
@@ -137,9 +137,11 @@ impl Reader {
         self.leftover.extend_from_slice(rest);
     }
 
-    /// Acts on deadlines that have come by `now` (a peer that keeps the transport busy still
-    /// gets its keepalive pings and close deadline).
-    fn judge_deadlines(&mut self, now: u64) {
+    /// The bytes of a read are all processed at `now`: buffers held only inside a message go
+    /// back, and deadlines that have come are acted on (a peer that keeps the transport busy
+    /// still gets its keepalive pings and close deadline).
+    fn read_done(&mut self, now: u64) {
+        self.conn.release_buffers();
         if self.conn.poll_timeout().is_some_and(|at| at <= now) {
             let _ = self.conn.handle_timeout(now);
         }
@@ -371,7 +373,7 @@ fn poll_read<D: Driver>(
         let (used, out) = r.process(now, data);
         r.keep(&data[used..]);
         if used == n {
-            r.judge_deadlines(now);
+            r.read_done(now);
         }
         Poll::Ready(out)
     })

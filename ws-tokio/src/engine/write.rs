@@ -14,7 +14,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use tokio::time::Sleep;
-use ws_proto::deflate::Compressor;
+use ws_proto::deflate::{Compressor, InflatePool, InflateState};
 use ws_proto::{Connection, Message, OpCode, PreparedMessage, Sender, TimeoutKind};
 
 use crate::config::Config;
@@ -33,6 +33,37 @@ const IOVECS: usize = 64;
 thread_local! {
     /// The compressors of the connections with a shared compressor, one per level.
     static COMPRESSORS: RefCell<Vec<Compressor>> = const { RefCell::new(Vec::new()) };
+    /// Decompressor states lent to the connections whose peers reset their context after
+    /// every message.
+    static INFLATE_STATES: RefCell<Vec<Box<InflateState>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most decompressor states a thread keeps (about 40 KiB each): as many as its connections use
+/// at once, up to this.
+const INFLATE_KEEP: usize = 16;
+
+/// This thread's decompressor states, lent to connections for one message at a time.
+pub(crate) struct ThreadInflatePool;
+
+/// The pool every connection of this crate uses.
+pub(crate) static INFLATE_POOL: ThreadInflatePool = ThreadInflatePool;
+
+impl InflatePool for ThreadInflatePool {
+    fn take(&self) -> Option<Box<InflateState>> {
+        INFLATE_STATES
+            .try_with(|s| s.borrow_mut().pop())
+            .ok()
+            .flatten()
+    }
+
+    fn give(&self, state: Box<InflateState>) {
+        let _ = INFLATE_STATES.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < INFLATE_KEEP {
+                s.push(state);
+            }
+        });
+    }
 }
 
 /// Runs `f` with this thread's compressor for `level`.
@@ -64,7 +95,10 @@ pub(crate) struct Writer {
     /// Owned bytes of the queue; `buf[pos..]` is not written yet.
     buf: Vec<u8>,
     pos: usize,
-    /// The queue, in order; the front piece has `front_done` bytes written.
+    /// Owned bytes at the front of the queue, ahead of `queue` (most of the time the whole
+    /// queue: no allocation for it).
+    head: usize,
+    /// The rest of the queue, in order; its front piece has `front_done` bytes written.
     queue: VecDeque<Piece>,
     front_done: usize,
     /// Bytes in the queue not written yet.
@@ -82,6 +116,7 @@ impl Writer {
             sender,
             buf: Vec::new(),
             pos: 0,
+            head: 0,
             queue: VecDeque::new(),
             front_done: 0,
             pending: 0,
@@ -108,8 +143,9 @@ impl Writer {
         }
         self.pending += n;
         match self.queue.back_mut() {
+            None => self.head += n,
             Some(Piece::Owned(len)) => *len += n,
-            _ => self.queue.push_back(Piece::Owned(n)),
+            Some(Piece::Shared(_)) => self.queue.push_back(Piece::Owned(n)),
         }
     }
 
@@ -167,16 +203,17 @@ impl Writer {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Error>> {
         while self.pending > 0 {
-            let r = match self.queue.len() {
+            let one = match (self.head, self.queue.len()) {
+                (0, 1) | (_, 0) => true,
+                _ => false,
+            };
+            let r = if one {
                 // One piece (the common case): a plain write.
-                1 => {
-                    let piece = self.front();
-                    Pin::new(&mut *io).poll_write(cx, piece)
-                }
-                _ => {
-                    let slices = self.slices();
-                    Pin::new(&mut *io).poll_write_vectored(cx, &slices)
-                }
+                let piece = self.front();
+                Pin::new(&mut *io).poll_write(cx, piece)
+            } else {
+                let slices = self.slices();
+                Pin::new(&mut *io).poll_write_vectored(cx, &slices)
             };
             match r {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(Error::PeerVanished)),
@@ -203,6 +240,9 @@ impl Writer {
 
     /// The unwritten part of the front piece.
     fn front(&self) -> &[u8] {
+        if self.head > 0 {
+            return &self.buf[self.pos..self.pos + self.head];
+        }
         match self.queue.front() {
             Some(Piece::Owned(len)) => &self.buf[self.pos..self.pos + len - self.front_done],
             Some(Piece::Shared(b)) => &b[self.front_done..],
@@ -212,9 +252,12 @@ impl Writer {
 
     /// Up to [`IOVECS`] unwritten pieces, in order.
     fn slices(&self) -> Vec<io::IoSlice<'_>> {
-        let mut out = Vec::with_capacity(self.queue.len().min(IOVECS));
-        let mut at = self.pos;
-        for (i, piece) in self.queue.iter().take(IOVECS).enumerate() {
+        let mut out = Vec::with_capacity((self.queue.len() + 1).min(IOVECS));
+        if self.head > 0 {
+            out.push(io::IoSlice::new(&self.buf[self.pos..self.pos + self.head]));
+        }
+        let mut at = self.pos + self.head;
+        for (i, piece) in self.queue.iter().take(IOVECS - out.len()).enumerate() {
             let skip = if i == 0 { self.front_done } else { 0 };
             match piece {
                 Piece::Owned(len) => {
@@ -230,6 +273,10 @@ impl Writer {
     /// Takes `n` written bytes off the front of the queue.
     fn advance(&mut self, mut n: usize) {
         self.pending -= n;
+        let from_head = n.min(self.head);
+        self.head -= from_head;
+        self.pos += from_head;
+        n -= from_head;
         while n > 0 {
             let Some(front) = self.queue.front() else {
                 break;
@@ -396,5 +443,137 @@ impl Writer {
             buf.extend_from_slice(f.as_bytes());
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ws_proto::{Connection, Message, Role};
+
+    /// A transport that takes at most `step` bytes per write (and one piece per vectored
+    /// write when `vectored` is off), recording everything.
+    struct Trickle {
+        step: usize,
+        vectored: bool,
+        got: Vec<u8>,
+        writes: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.step);
+            self.got.extend_from_slice(&buf[..n]);
+            self.writes += 1;
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut left = self.step;
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(left);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+                left -= take;
+                if left == 0 || !self.vectored {
+                    break;
+                }
+            }
+            self.writes += 1;
+            Poll::Ready(Ok(n))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.vectored
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn writer() -> Writer {
+        let config = Config::default().with_compression(None);
+        let mut conn = Connection::new(Role::Server, config.core, 0, 0).unwrap();
+        Writer::new(&config, conn.take_sender())
+    }
+
+    /// Queues small and large messages and prepared frames in turn; whatever the transport
+    /// takes per write, the bytes come out whole and in order.
+    #[test]
+    fn owned_and_shared_pieces_come_out_in_order() {
+        let big = Bytes::from(vec![7u8; 20_000]);
+        let prepared = PreparedMessage::new(Message::text("shared")).unwrap();
+        for (step, vectored) in [
+            (1, false),
+            (3, true),
+            (1000, true),
+            (1 << 20, true),
+            (4096, false),
+        ] {
+            let mut w = writer();
+            let mut expected = Vec::new();
+            let mut reference = writer();
+            for i in 0..5u8 {
+                let small = Message::binary(vec![i; 10]);
+                w.encode(small.clone()).unwrap();
+                w.encode(Message::Binary(big.clone())).unwrap();
+                w.encode_prepared(&prepared).unwrap();
+                w.encode_prepared(&prepared).unwrap();
+                // The same frames, encoded one by one into plain bytes.
+                for m in [small, Message::Binary(big.clone())] {
+                    reference.encode(m).unwrap();
+                }
+                expected.extend(reference.drain_bytes());
+                expected.extend_from_slice(prepared.plain_frame());
+                expected.extend_from_slice(prepared.plain_frame());
+            }
+            let mut io = Trickle {
+                step,
+                vectored,
+                got: Vec::new(),
+                writes: 0,
+            };
+            let waker = std::task::Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            assert!(matches!(
+                w.poll_flush(&mut io, &mut cx),
+                Poll::Ready(Ok(()))
+            ));
+            assert_eq!(io.got, expected, "step {step}, vectored {vectored}");
+            assert_eq!(w.pending, 0);
+            if step == 1 << 20 {
+                assert_eq!(io.writes, 1, "everything in one vectored write");
+            }
+        }
+    }
+
+    impl Writer {
+        /// Everything queued, as bytes (for comparisons).
+        fn drain_bytes(&mut self) -> Vec<u8> {
+            let mut io = Trickle {
+                step: usize::MAX,
+                vectored: true,
+                got: Vec::new(),
+                writes: 0,
+            };
+            let waker = std::task::Waker::noop();
+            let mut cx = Context::from_waker(waker);
+            let _ = self.poll_flush(&mut io, &mut cx);
+            io.got
+        }
     }
 }
