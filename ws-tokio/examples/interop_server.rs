@@ -193,7 +193,8 @@ struct Options {
 fn usage() -> ! {
     eprintln!(
         "usage: interop_server [--addr HOST:PORT] [--protocols a,b] [--ping-interval-ms N | \
-         --no-ping] [--pong-timeout-ms N] [--close-timeout-ms N] [--lean | --no-compression]"
+         --no-ping] [--pong-timeout-ms N] [--close-timeout-ms N] [--lean | --no-compression]\
+         [--any-origin]"
     );
     std::process::exit(2);
 }
@@ -228,6 +229,10 @@ fn parse_args() -> Options {
             "--pong-timeout-ms" => o.config = o.config.with_pong_timeout(ms(args.next())),
             "--close-timeout-ms" => o.config = o.config.with_close_timeout(ms(args.next())),
             "--lean" => o.config = o.config.with_compression(Some(DeflateConfig::LEAN)),
+            // The browser check loads its page from another port: any Origin may connect.
+            "--any-origin" => {
+                o.config = o.config.with_origin(ws_tokio::origin::OriginPolicy::any())
+            }
             "--no-compression" => o.config = o.config.with_compression(None),
             _ => usage(),
         }

@@ -106,7 +106,10 @@ async fn serve(addr: &str, secret: Vec<u8>, origins: Vec<String>) -> std::io::Re
         let (auth, secret, origins) = (auth.clone(), secret.clone(), origins.clone());
         tokio::spawn(async move {
             let mut subject = String::new();
-            let accepted = ws_tokio::accept_with(tcp, Config::default(), |req| {
+            // The Origin check is done here, with the patterns from the command line, so the
+            // built-in one (the Host only) is turned off.
+            let config = Config::default().with_origin(OriginPolicy::any());
+            let accepted = ws_tokio::accept_with(tcp, config, |req| {
                 check_origin(&OriginPolicy::new().with_allowed(&origins[..]), req)?;
                 let (sub, accept) = auth.authorize(req, |t| verify(&secret, t, unix_now()))?;
                 subject = sub;

@@ -331,6 +331,12 @@ where
             let _ = reject(&mut stream, status, &[], b"").await;
             return Err(Error::from_proto(e));
         }
+        Ok(req) if config.origin.check_request(&req).is_err() => {
+            let refused = crate::auth::check_origin(&config.origin, &req).err();
+            let (status, body) = refused.map_or((403, Vec::new()), |r| (r.status, r.body));
+            let _ = reject(&mut stream, status, &[], &body).await;
+            return Err(Error::Rejected { status });
+        }
         Ok(req) => match callback(&req) {
             Ok(acc) => {
                 if let Some(p) = &acc.protocol {

@@ -269,6 +269,7 @@ where
         uri.path_and_query().map_or("", |p| p.as_str()),
     );
     let req = rfc8441::parse_request(&pseudo, &headers).map_err(Refusal::invalid)?;
+    crate::auth::check_origin(&config.origin, &req).map_err(Refusal::rejected)?;
     let answer = callback(&req).map_err(Refusal::rejected)?;
     if let Some(p) = &answer.protocol {
         if !req.protocols().any(|o| o == p) {

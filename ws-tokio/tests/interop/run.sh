@@ -229,7 +229,7 @@ echo "== setup done in $((SETUP_DONE_AT - STARTED_AT)) s; checks start"
 # 1 + 3. Our server against Python websockets, Node ws and Chromium.
 
 echo "== 1. interop_server vs Python websockets / Node ws clients; 3. vs Chromium"
-start server "$BIN/interop_server" --protocols chat,superchat --ping-interval-ms 300
+start server "$BIN/interop_server" --protocols chat,superchat --ping-interval-ms 300 --any-origin
 if PORT=$(wait_listening server); then
   BASE="ws://127.0.0.1:$PORT"
   run_checks "python client -> ws-tokio server" 180 "$PY" "$HERE/py_client.py" "$BASE" --expect-ext none
