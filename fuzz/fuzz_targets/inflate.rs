@@ -11,13 +11,16 @@
 //! exceeds the limit fails with `LimitExceeded(MessageSize)` and close code 1009; every error
 //! queues a close frame with its close code.
 //!
-//! Second half: structured messages compressed with `encode_message` by either role and decoded
-//! by the other (context takeover across the whole sequence) come back unchanged.
+//! Senders compress with a compressor of their own, or (by the input) with a shared
+//! `Compressor` through `Sender::encode_message_with`, which keeps no context between messages.
+//!
+//! Second half: structured messages compressed with `encode_message_with` by either role and
+//! decoded by the other (context takeover across the whole sequence) come back unchanged.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use ws_proto::deflate::{DeflateConfig, Negotiated, negotiate_server};
+use ws_proto::deflate::{Compressor, DeflateConfig, Negotiated, negotiate_server};
 use ws_proto::frame::RSV1;
 use ws_proto::mask::apply_mask;
 use ws_proto::{
@@ -126,6 +129,9 @@ struct Input {
     offer: u8,
     level: u8,
     min_size: u8,
+    /// Senders compress with a shared `Compressor` (no context between messages) instead of
+    /// one of their own.
+    shared: bool,
     mask_seed: u32,
     msgs: Vec<WireMsg>,
     reads: Vec<u8>,
@@ -377,7 +383,8 @@ fn params(input: &Input) -> Negotiated {
     // A `min_size` of 0 compresses empty messages too (see ws-proto/tests/fuzz_regressions.rs).
     let config = DeflateConfig::DEFAULT
         .with_level(input.level % 10)
-        .with_min_size((input.min_size % 40) as usize);
+        .with_min_size((input.min_size % 40) as usize)
+        .with_shared_compressor(input.shared);
     let offer = OFFERS[input.offer as usize % OFFERS.len()];
     negotiate_server([offer], &config).expect("offer accepted")
 }
@@ -393,6 +400,13 @@ fn compressed_stream(input: &Input, params: Negotiated) {
     // The peer's own limits do not matter: it only sends.
     let mut tx = Connection::new(tx_role, BIG, 7, 0).unwrap();
     tx.set_deflate(params);
+    let mut tx = tx.take_sender();
+    assert_eq!(
+        tx.shared_compression().is_some(),
+        params.shared_compressor,
+        "shared compression"
+    );
+    let mut compressor = Compressor::new(params.level);
     let peer_resets = match tx_role {
         Role::Server => params.server_no_context_takeover,
         Role::Client => params.client_no_context_takeover,
@@ -425,7 +439,7 @@ fn compressed_stream(input: &Input, params: Negotiated) {
                     OpCode::Binary
                 };
                 let mut frame = Vec::new();
-                tx.encode_message(op, &data, &mut frame)
+                tx.encode_message_with(op, &data, &mut frame, Some(&mut compressor))
                     .expect("encode_message");
                 let (h, n) = FrameHeader::decode(&frame).unwrap().unwrap();
                 assert!(h.fin && h.opcode == op);
@@ -612,6 +626,10 @@ fn roundtrip(input: &Input, params: Negotiated) {
     let mut server = Connection::server(BIG, 0).unwrap();
     client.set_deflate(params);
     server.set_deflate(params);
+    // Each side sends through its taken sender; one compressor serves both when shared.
+    let mut client_tx = client.take_sender();
+    let mut server_tx = server.take_sender();
+    let mut compressor = Compressor::new(params.level);
     for m in input.round.iter().take(32) {
         let (kind, data) = m.content.make();
         let op = if kind == DataKind::Text {
@@ -620,12 +638,12 @@ fn roundtrip(input: &Input, params: Negotiated) {
             OpCode::Binary
         };
         let (tx, rx) = if m.from_client {
-            (&mut client, &mut server)
+            (&mut client_tx, &mut server)
         } else {
-            (&mut server, &mut client)
+            (&mut server_tx, &mut client)
         };
         let mut wire = Vec::new();
-        tx.encode_message(op, &data, &mut wire)
+        tx.encode_message_with(op, &data, &mut wire, Some(&mut compressor))
             .expect("encode_message");
         let got = receive_all(rx, &wire, &m.reads, BIG.limits.max_message_size);
         assert_eq!(got.error, None, "roundtrip failed");

@@ -235,7 +235,10 @@ impl AsyncWrite for Transport {
 /// The client's byte stream and the messages the server must receive from it.
 fn client_stream(input: &Input, deflate: Option<Negotiated>) -> (Vec<u8>, Vec<Message>) {
     let mut c = Connection::client(BIG, input.seed | 1, 0).unwrap();
-    if let Some(n) = deflate {
+    if let Some(mut n) = deflate {
+        // The client compresses with a compressor of its own (the server's choice of a shared
+        // one is its own local setting).
+        n.shared_compressor = false;
         c.set_deflate(n);
     }
     let mut wire = Vec::new();
