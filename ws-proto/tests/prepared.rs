@@ -235,20 +235,20 @@ mod pool {
 
     /// A pool that counts what it lends and takes back.
     pub(crate) struct Counting {
-        pub(crate) states: Mutex<Vec<Box<InflateState>>>,
+        pub(crate) states: Mutex<Vec<InflateState>>,
         pub(crate) taken: AtomicUsize,
         pub(crate) given: AtomicUsize,
     }
 
     impl InflatePool for Counting {
-        fn take(&self) -> Option<Box<InflateState>> {
+        fn take(&self) -> Option<InflateState> {
             let s = self.states.lock().unwrap().pop();
             if s.is_some() {
                 self.taken.fetch_add(1, Ordering::Relaxed);
             }
             s
         }
-        fn give(&self, state: Box<InflateState>) {
+        fn give(&self, state: InflateState) {
             self.given.fetch_add(1, Ordering::Relaxed);
             self.states.lock().unwrap().push(state);
         }

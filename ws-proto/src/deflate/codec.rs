@@ -18,7 +18,7 @@ const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 pub(crate) struct Inflater {
     /// The peer resets its compression context after each message.
     peer_reset: bool,
-    inflate: Option<Box<InflateState>>,
+    inflate: Option<InflateState>,
     /// Where the state waits between messages when the peer resets its context.
     pool: Option<&'static dyn InflatePool>,
     /// Inflated output of the current chunk.
@@ -71,7 +71,7 @@ impl Inflater {
             .inflate
             .get_or_insert_with(|| {
                 pool.and_then(|p| p.take())
-                    .unwrap_or_else(|| Box::new(InflateState(Inflate::new(false, 15))))
+                    .unwrap_or_else(|| InflateState(Box::new(Inflate::new(false, 15))))
             })
             .0;
         let mut produced: u64 = 0;
@@ -156,7 +156,7 @@ impl Inflater {
 
 /// The state of a decompressor (about 7 KiB, and its 32 KiB window once used), lent to
 /// connections by an [`InflatePool`].
-pub struct InflateState(Inflate);
+pub struct InflateState(Box<Inflate>);
 
 impl core::fmt::Debug for InflateState {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -171,9 +171,9 @@ impl core::fmt::Debug for InflateState {
 /// [`Connection::set_inflate_pool`](crate::Connection::set_inflate_pool).
 pub trait InflatePool: Sync {
     /// A state to use for the next message, if the pool has one (else a new one is made).
-    fn take(&self) -> Option<Box<InflateState>>;
+    fn take(&self) -> Option<InflateState>;
     /// A state a message is done with, reset (the pool may drop it).
-    fn give(&self, state: Box<InflateState>);
+    fn give(&self, state: InflateState);
 }
 
 /// The compressor of one connection. Its state is created on first use and, without context

@@ -35,7 +35,7 @@ thread_local! {
     static COMPRESSORS: RefCell<Vec<Compressor>> = const { RefCell::new(Vec::new()) };
     /// Decompressor states lent to the connections whose peers reset their context after
     /// every message.
-    static INFLATE_STATES: RefCell<Vec<Box<InflateState>>> = const { RefCell::new(Vec::new()) };
+    static INFLATE_STATES: RefCell<Vec<InflateState>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Most decompressor states a thread keeps (about 40 KiB each): as many as its connections use
@@ -49,14 +49,14 @@ pub(crate) struct ThreadInflatePool;
 pub(crate) static INFLATE_POOL: ThreadInflatePool = ThreadInflatePool;
 
 impl InflatePool for ThreadInflatePool {
-    fn take(&self) -> Option<Box<InflateState>> {
+    fn take(&self) -> Option<InflateState> {
         INFLATE_STATES
             .try_with(|s| s.borrow_mut().pop())
             .ok()
             .flatten()
     }
 
-    fn give(&self, state: Box<InflateState>) {
+    fn give(&self, state: InflateState) {
         let _ = INFLATE_STATES.try_with(|s| {
             let mut s = s.borrow_mut();
             if s.len() < INFLATE_KEEP {
@@ -203,10 +203,7 @@ impl Writer {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Error>> {
         while self.pending > 0 {
-            let one = match (self.head, self.queue.len()) {
-                (0, 1) | (_, 0) => true,
-                _ => false,
-            };
+            let one = matches!((self.head, self.queue.len()), (0, 1) | (_, 0));
             let r = if one {
                 // One piece (the common case): a plain write.
                 let piece = self.front();
