@@ -3,18 +3,19 @@
 //!
 //! Input layout: byte 0 holds the schedule length in its low nibble and flags in its high
 //! nibble; the schedule bytes follow, then the byte stream from the peer. Each schedule byte
-//! gives the size of the next chunk (`b & 0x3F`, 0 meaning an empty `receive` call), a timer
-//! step after it when bit 6 is set, and a local close after it when bit 7 is set and the
-//! local-close flag is on. With the end flag on, a byte with both bit 6 and bit 7 set ends the
-//! transport instead (`receive_eof`, or `abort` when bit 0 is set too). The schedule cycles
-//! until the stream is used up.
+//! gives the size of the next chunk (`b & 0x3F`, 0 meaning an empty `receive` call), a local
+//! close before it when bit 7 is set and the local-close flag is on, and a timer step after it
+//! when bit 6 is set (`(64 - size) * 90` ms). With the end flag on, a byte with both bit 6 and
+//! bit 7 set ends the transport instead (`receive_eof`, or `abort` when bit 0 is set too). The
+//! schedule cycles until the stream is used up, then runs once more with empty reads.
 //!
-//! The stream runs four times: whole (eager draining, no timers); in the scheduled chunks with
+//! The stream runs five times: whole (eager draining, no timers); in the scheduled chunks with
 //! the timer steps, local closes and ends (draining only after each step, so control frames
 //! pile up and pongs coalesce); through `receive_into` with output buffers of scheduled sizes
-//! (some empty); and through `MessageAssembler::receive`. All must deliver the same messages,
-//! send the same control frames and end in the same state, except where a timer, a local close
-//! or the end of the transport changed the course of the chunked run.
+//! (some empty); rate-limited, time moving on to the end of every pause; and through
+//! `MessageAssembler::receive`. All must deliver the same messages, send the same control
+//! frames and end in the same state, except where a timer, a local close, the rate limits or
+//! the end of the transport changed the course of a run.
 
 use core::mem::MaybeUninit;
 use core::time::Duration;
