@@ -278,7 +278,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
 
     fn start_send_inner(&self, msg: Message) -> Result<(), Error> {
         let mut side = self.shared.write()?;
+        if side.writer.shut {
+            return Err(Error::Closed);
+        }
         if let Message::Close(frame) = msg {
+            if self.shared.closed.load(Ordering::Acquire) {
+                // The connection has ended, or a close is already under way.
+                return Err(Error::Closed);
+            }
             side.writer.encode_close(frame.as_ref())?;
             let code = frame.map_or(NO_CODE, |f| u32::from(f.code.0));
             self.shared.close_sent.store(code, Ordering::Release);

@@ -212,3 +212,21 @@ async fn split_halves_as_stream_and_sink() {
     SinkExt::close(&mut tx).await.unwrap();
     bounded("echo", echo).await.unwrap();
 }
+
+/// Found by the `tokio_stream` fuzz target: once the read half has seen the peer vanish and
+/// shut the transport, the write half's close is refused instead of written.
+#[tokio::test]
+async fn the_write_half_does_not_close_an_ended_connection() {
+    let (server, raw) = raw_client_pair(quiet(), 4096).await;
+    let (mut tx, mut rx) = server.split();
+    drop(raw);
+    let end = bounded("read half ends", rx.recv()).await;
+    assert!(
+        matches!(end, Some(Err(ws_tokio::Error::PeerVanished))),
+        "{end:?}"
+    );
+    let r = tx.close(close(1000, "")).await;
+    assert!(matches!(r, Err(ws_tokio::Error::Closed)), "{r:?}");
+    let r = tx.send(Message::text("late")).await;
+    assert!(matches!(r, Err(ws_tokio::Error::Closed)), "{r:?}");
+}
