@@ -503,7 +503,7 @@ mod tests {
 
         for bad in ["ftp://a.test/", "/relative", "ws://u@a.test/"] {
             let r = client_request(bad, ClientRequest::default());
-            assert!(matches!(r, Err(Error::InvalidUrl)), "{bad}: {r:?}");
+            assert!(matches!(r, Err(Error::InvalidUrl(_))), "{bad}: {r:?}");
         }
         let r = client_request("ws://a.test/", ClientRequest::default().protocol("a b"));
         assert!(matches!(r, Err(Error::Handshake(_))), "{r:?}");
