@@ -78,7 +78,7 @@ impl Reject {
     }
 }
 
-/// What a client asks for: the `Host` and path (taken from the URL by [`connect_request`]
+/// What a client asks for: the `Host` and path (taken from the URL by [`connect_request`](crate::connect_request)
 /// when left empty), subprotocols, extra headers and settings.
 ///
 /// ```

@@ -15,10 +15,9 @@
 //!   and `Sink`, [`split`](WebSocket::split) into halves, keepalive pings, timeouts and a
 //!   bounded write buffer. The close handshake and every deadline are decided by the
 //!   `ws-proto` core; this crate carries its decisions out.
-//! - with the `hyper` feature, [`hyper::upgrade`](mod@hyper) for hyper 1 servers, and with the
-//!   `axum` feature the [`axum::WebSocketUpgrade`](mod@axum) extractor, a drop-in for
-//!   `axum::extract::ws` with permessage-deflate; both answer HTTP/1.1 upgrades and HTTP/2
-//!   extended CONNECT;
+//! - with the `hyper` feature, `hyper::upgrade` for hyper 1 servers, and with the `axum`
+//!   feature the `axum::WebSocketUpgrade` extractor, a drop-in for `axum::extract::ws` with
+//!   permessage-deflate; both answer HTTP/1.1 upgrades and HTTP/2 extended CONNECT;
 //! - [`auth`]: bearer tokens (header, query, subprotocol) and [`origin`] checks for
 //!   [`accept_with`].
 //!
