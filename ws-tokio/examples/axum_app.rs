@@ -133,10 +133,7 @@ async fn serve_tls(listener: TcpListener, tls: ServerConfig, app: Router) {
 async fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: axum_app ADDR [--cert CERT.pem --key KEY.pem]";
-    let addr: SocketAddr = args
-        .first()
-        .and_then(|a| a.parse().ok())
-        .ok_or(usage)?;
+    let addr: SocketAddr = args.first().and_then(|a| a.parse().ok()).ok_or(usage)?;
     let (mut cert, mut key) = (None, None);
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
@@ -159,7 +156,9 @@ async fn main() -> Result<(), String> {
         }
         (None, None) => {
             println!("LISTENING {local}");
-            axum::serve(listener, app()).await.map_err(|e| e.to_string())
+            axum::serve(listener, app())
+                .await
+                .map_err(|e| e.to_string())
         }
         _ => Err(usage.into()),
     }
