@@ -2,7 +2,7 @@
 //! the results against `conformance/expected-results.json`.
 //!
 //! `cargo run --release -p conformance -- [--cases GLOB]... [--role server|client|both]
-//! [--update-expected] [--no-deflate] [--timeout SECS]`
+//! [--update-expected] [--no-deflate] [--timeout SECS] [--axum]`
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,7 @@ usage: cargo run --release -p conformance -- [OPTIONS]
                       (by default they negotiate it with ws-tokio's settings and all 517
                       cases run, 12.x/13.x included)
   --timeout SECS      time limit for each role's kosoku run (default 1800, 100 with --no-deflate)
+  --axum              the server testee behind axum (ws_tokio::axum); needs `--features axum`
   -h, --help          this text";
 
 struct Args {
@@ -42,6 +43,7 @@ struct Args {
     update_expected: bool,
     deflate: bool,
     split: bool,
+    axum: bool,
     timeout: Duration,
 }
 
@@ -52,6 +54,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     let mut update_expected = false;
     let mut deflate = true;
     let mut split = false;
+    let mut axum = false;
     let mut timeout = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -81,6 +84,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--deflate" => deflate = true,
             "--no-deflate" => deflate = false,
             "--split" => split = true,
+            "--axum" if cfg!(feature = "axum") => axum = true,
+            "--axum" => return Err("--axum needs the axum feature (`--features axum`)".into()),
             "--timeout" => {
                 let v = value()?;
                 let secs: u64 = v
@@ -107,6 +112,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         update_expected,
         deflate,
         split,
+        axum,
         timeout: timeout.unwrap_or(Duration::from_secs(if deflate { 1800 } else { 100 })),
     }))
 }
@@ -184,14 +190,21 @@ async fn run_server_role(run: &mut RoleRun, exe: &Path, args: &Args) {
             return;
         }
     };
-    let server = tokio::spawn(testee::serve(
-        listener,
-        testee::testee_config(args.deflate),
-        args.split,
-    ));
+    let config = testee::testee_config(args.deflate);
+    #[cfg(feature = "axum")]
+    let server = if args.axum {
+        tokio::spawn(conformance::axum_testee::serve(listener, config))
+    } else {
+        tokio::spawn(testee::serve(listener, config, args.split))
+    };
+    #[cfg(not(feature = "axum"))]
+    let server = tokio::spawn(testee::serve(listener, config, args.split));
     let kosoku_args =
         kosoku::fuzzingclient_args(&addr.to_string(), patterns, PARALLELISM, &run.dir);
-    println!("server role: echo server on ws://{addr}, kosoku fuzzingclient -p {PARALLELISM}");
+    let host = if args.axum { " (behind axum)" } else { "" };
+    println!(
+        "server role: echo server{host} on ws://{addr}, kosoku fuzzingclient -p {PARALLELISM}"
+    );
     let start = Instant::now();
     match kosoku::spawn(exe, &kosoku_args, &run.log) {
         Ok(mut child) => match kosoku::wait_or_kill(&mut child, limit).await {
