@@ -38,7 +38,7 @@ run() {
   pid=$SRV_PID
   read -r line <&"${SRV[0]}"
   port=${line#PORT }
-  line=$(timeout 300 "$bin/bench_load" --addr "127.0.0.1:$port" --server-pid "$pid" "$@" | head -n 1)
+  line=$(timeout 300 "$bin/bench_load" --addr "127.0.0.1:$port" --server-pid "$pid" "$@" | sed -n 1p)
   eval "exec ${SRV[1]}>&-"
   wait "$pid" 2>/dev/null || true
   echo "$imp $cell $line" | tee -a "$out"

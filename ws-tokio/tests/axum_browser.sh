@@ -10,8 +10,8 @@
 #
 # Installs what it needs when missing, as tests/interop/run.sh does: Debian's chromium and
 # openssl (apt-get) and playwright-core (npm ci in tests/interop). Builds axum_app in debug
-# (AXUM_BROWSER_PROFILE=release for release); the checks take about 15 s once it is built. Prints one PASS/FAIL line per check and
-# `N passed, M failed`; exits 1 if anything failed.
+# (AXUM_BROWSER_PROFILE=release for release); the checks take about 15 s once it is built.
+# Prints one PASS/FAIL line per check and `N passed, M failed`; exits 1 if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 here=ws-tokio/tests
