@@ -681,6 +681,14 @@ mod tests {
         assert!(a.update_expected);
         assert_eq!(a.timeout, Duration::from_secs(30));
         assert!(parse(&["--help"]).unwrap().is_none());
+        assert!(!parse(&[]).unwrap().unwrap().axum);
+        match parse(&["--axum"]) {
+            Ok(a) => assert!(cfg!(feature = "axum") && a.unwrap().axum),
+            Err(e) => assert!(
+                !cfg!(feature = "axum") && e.contains("--features axum"),
+                "{e}"
+            ),
+        }
         assert!(parse(&["--role", "proxy"]).is_err());
         assert!(parse(&["--timeout", "0"]).is_err());
         assert!(parse(&["--cases"]).is_err());
