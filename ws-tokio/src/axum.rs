@@ -261,11 +261,11 @@ impl<F> WebSocketUpgrade<F> {
         Fut: Future<Output = ()> + Send + 'static,
         F: OnFailedUpgrade,
     {
+        // A value that is not text cannot match an offer: the answer is then a 500.
         let protocol = self
             .protocol
             .as_ref()
-            .and_then(|p| p.to_str().ok())
-            .map(str::to_owned);
+            .map(|p| String::from_utf8_lossy(p.as_bytes()).into_owned());
         let answer = AcceptResponse {
             protocol,
             headers: self.headers,
