@@ -29,6 +29,11 @@ pub enum Impl {
     Fastwebsockets,
     /// `tokio-websockets` (server feature).
     TokioWebsockets,
+    /// `ws-tokio`'s axum extractor (`ws_tokio::axum`) behind axum's router and hyper's
+    /// HTTP/1.1 server, with [`ours_config`].
+    AxumOurs,
+    /// axum's own `axum::extract::ws` (tokio-tungstenite) behind the same router and server.
+    AxumTungstenite,
 }
 
 impl Impl {
@@ -48,12 +53,14 @@ impl Impl {
             Impl::Tungstenite => "tungstenite",
             Impl::Fastwebsockets => "fastwebsockets",
             Impl::TokioWebsockets => "tokio-websockets",
+            Impl::AxumOurs => "axum-ours",
+            Impl::AxumTungstenite => "axum-tungstenite",
         }
     }
 
     /// Whether this is one of our own configurations.
     pub const fn is_ours(self) -> bool {
-        matches!(self, Impl::Ours | Impl::OursDefault)
+        matches!(self, Impl::Ours | Impl::OursDefault | Impl::AxumOurs)
     }
 }
 
@@ -67,10 +74,12 @@ impl FromStr for Impl {
             "tungstenite" | "tokio-tungstenite" => Impl::Tungstenite,
             "fastwebsockets" => Impl::Fastwebsockets,
             "tokio-websockets" => Impl::TokioWebsockets,
+            "axum-ours" => Impl::AxumOurs,
+            "axum-tungstenite" => Impl::AxumTungstenite,
             _ => {
                 return Err(format!(
                     "unknown implementation {s:?} (ours, ours-default, tungstenite, \
-                     fastwebsockets, tokio-websockets)"
+                     fastwebsockets, tokio-websockets, axum-ours, axum-tungstenite)"
                 ));
             }
         })
@@ -140,6 +149,8 @@ fn spawn_handler(imp: Impl, tcp: TcpStream) {
         Impl::Tungstenite => drop(tokio::spawn(tungstenite(tcp))),
         Impl::Fastwebsockets => drop(tokio::spawn(fastwebsockets::serve(tcp))),
         Impl::TokioWebsockets => drop(tokio::spawn(tokio_websockets(tcp))),
+        Impl::AxumOurs => drop(tokio::spawn(axum_app::serve(tcp, &axum_app::OURS))),
+        Impl::AxumTungstenite => drop(tokio::spawn(axum_app::serve(tcp, &axum_app::TUNGSTENITE))),
     }
 }
 
@@ -262,5 +273,71 @@ mod fastwebsockets {
             }
         });
         Ok(response)
+    }
+}
+
+mod axum_app {
+    //! Both axum servers: one router per process (every path takes the WebSocket; the load
+    //! client asks for `/echo`), each connection
+    //! served by hyper's HTTP/1.1 server with upgrades, as `axum::serve` serves it; the
+    //! extractor's `on_upgrade` spawns the connection's task.
+
+    use std::sync::LazyLock;
+
+    use axum::Router;
+    use axum::routing::any;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use tokio::net::TcpStream;
+
+    use super::{MAX_FRAME, MAX_MESSAGE, ours_config};
+
+    pub(super) static OURS: LazyLock<Router> = LazyLock::new(|| {
+        Router::new().fallback(any(|ws: ws_tokio::axum::WebSocketUpgrade| async move {
+            ws.config(ours_config()).on_upgrade(ours)
+        }))
+    });
+
+    pub(super) static TUNGSTENITE: LazyLock<Router> = LazyLock::new(|| {
+        Router::new().fallback(any(|ws: axum::extract::ws::WebSocketUpgrade| async move {
+            ws.max_message_size(MAX_MESSAGE)
+                .max_frame_size(MAX_FRAME)
+                .on_upgrade(tungstenite)
+        }))
+    });
+
+    pub(super) async fn serve(tcp: TcpStream, router: &'static Router) {
+        let service = TowerToHyperService::new(router.clone());
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades()
+            .await;
+    }
+
+    /// As [`super::ours`]: replies are queued with `feed` and written when `recv` waits.
+    async fn ours(socket: ws_tokio::axum::WebSocket) {
+        use ws_tokio::Message;
+        let mut ws = socket.into_inner();
+        while let Some(msg) = ws.recv().await {
+            match msg {
+                Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                    if ws.feed(m).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// As axum's documentation echoes.
+    async fn tungstenite(mut socket: axum::extract::ws::WebSocket) {
+        use axum::extract::ws::Message;
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Text(_) | Message::Binary(_)) && socket.send(m).await.is_err() {
+                return;
+            }
+        }
     }
 }

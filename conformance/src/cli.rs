@@ -84,6 +84,10 @@ pub struct Cli {
     #[arg(long, conflicts_with = "external")]
     pub split: bool,
 
+    /// Our server testee behind axum (`ws_tokio::axum`); needs `--features axum`.
+    #[arg(long, conflicts_with_all = ["external", "split"])]
+    pub axum: bool,
+
     /// Time limit for each role's kosoku run [default: 1800, 100 with --no-deflate].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
@@ -136,6 +140,8 @@ pub struct Plan {
     pub deflate: bool,
     /// Our server testee echoes through split halves.
     pub split: bool,
+    /// Our server testee runs behind axum.
+    pub axum: bool,
     /// Time limit per role.
     pub timeout: Duration,
 }
@@ -177,6 +183,9 @@ impl Cli {
             None if external => EXTERNAL_AGENT.to_owned(),
             None => OUR_AGENT.to_owned(),
         };
+        if self.axum && !cfg!(feature = "axum") {
+            return Err("--axum needs the axum feature (`--features axum`)".into());
+        }
         let default_timeout = if deflate { 1800 } else { 100 };
         Ok(Plan {
             patterns,
@@ -187,6 +196,7 @@ impl Cli {
             update_expected: self.update_expected,
             deflate,
             split: self.split,
+            axum: self.axum,
             timeout: Duration::from_secs(self.timeout.unwrap_or(default_timeout)),
         })
     }

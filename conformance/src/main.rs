@@ -130,12 +130,19 @@ async fn run_server_role(run: &mut RoleRun, exe: &Path, plan: &Plan) {
             return;
         }
     };
-    let server = tokio::spawn(testee::serve(
-        listener,
-        testee::testee_config(plan.deflate),
-        plan.split,
-    ));
-    println!("server role: echo server on ws://{addr}, kosoku fuzzingclient -p {PARALLELISM}");
+    let config = testee::testee_config(plan.deflate);
+    #[cfg(feature = "axum")]
+    let server = if plan.axum {
+        tokio::spawn(conformance::axum_testee::serve(listener, config))
+    } else {
+        tokio::spawn(testee::serve(listener, config, plan.split))
+    };
+    #[cfg(not(feature = "axum"))]
+    let server = tokio::spawn(testee::serve(listener, config, plan.split));
+    let host = if plan.axum { " (behind axum)" } else { "" };
+    println!(
+        "server role: echo server{host} on ws://{addr}, kosoku fuzzingclient -p {PARALLELISM}"
+    );
     fuzz_server(run, exe, plan, &addr.to_string()).await;
     server.abort();
 }

@@ -51,6 +51,13 @@ impl From<u16> for CloseCode {
     }
 }
 
+/// The code as a number, as axum's `u16` close codes print.
+impl core::fmt::Display for CloseCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(&self.0, f)
+    }
+}
+
 impl From<CloseCode> for u16 {
     fn from(c: CloseCode) -> Self {
         c.0

@@ -15,6 +15,9 @@
 //!   and `Sink`, [`split`](WebSocket::split) into halves, keepalive pings, timeouts and a
 //!   bounded write buffer. The close handshake and every deadline are decided by the
 //!   `ws-proto` core; this crate carries its decisions out.
+//! - with the `hyper` feature, `hyper::upgrade` for hyper 1 servers, and with the `axum`
+//!   feature the `axum::WebSocketUpgrade` extractor, a drop-in for `axum::extract::ws` with
+//!   permessage-deflate; both answer HTTP/1.1 upgrades and HTTP/2 extended CONNECT;
 //! - [`auth`]: bearer tokens (header, query, subprotocol) and [`origin`] checks for
 //!   [`accept_with`].
 //!
@@ -33,6 +36,8 @@
 //! ```
 
 pub mod auth;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod config;
 mod connect;
 mod engine;
@@ -40,6 +45,8 @@ mod error;
 mod handshake;
 #[cfg(feature = "http")]
 pub mod http2;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod proxy;
 mod split;
 mod time;

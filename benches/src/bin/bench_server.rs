@@ -12,7 +12,7 @@ fn main() {
     let args = Args::from_env();
     if args.flag("help") {
         println!(
-            "bench_server --impl ours|ours-default|tungstenite|fastwebsockets|tokio-websockets \
+            "bench_server --impl ours|ours-default|tungstenite|fastwebsockets|tokio-websockets|axum-ours|axum-tungstenite \
              --addr 127.0.0.1:0 [--workers 2] [--max-secs 3600] [--exit-on-stdin-eof]"
         );
         return;

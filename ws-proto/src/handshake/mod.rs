@@ -18,6 +18,7 @@ mod client;
 pub(crate) mod extension;
 mod fields;
 mod key;
+mod parsed;
 mod scan;
 mod server;
 pub(crate) mod write;
@@ -27,6 +28,7 @@ pub mod http2;
 pub use client::{ClientRequest, Response, parse_response, write_request};
 pub use fields::has_token;
 pub use key::{GUID, accept_key, generate_key};
+pub use parsed::parse_request_fields;
 pub use scan::HeadScanner;
 pub use server::{Accept, Request, parse_request, reject_status, write_accept, write_reject};
 
