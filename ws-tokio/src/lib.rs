@@ -15,6 +15,8 @@
 //!   and `Sink`, [`split`](WebSocket::split) into halves, keepalive pings, timeouts and a
 //!   bounded write buffer. The close handshake and every deadline are decided by the
 //!   `ws-proto` core; this crate carries its decisions out.
+//! - [`serve()`]: the accept loop, with connection caps (total and per IP, answered with 503),
+//!   handshake deadlines, backoff on `EMFILE`, and graceful shutdown with 1001;
 //! - [`auth`]: bearer tokens (header, query, subprotocol) and [`origin`] checks for
 //!   [`accept_with`].
 //!
@@ -41,6 +43,7 @@ mod handshake;
 #[cfg(feature = "http")]
 pub mod http2;
 pub mod proxy;
+pub mod serve;
 mod split;
 mod time;
 #[cfg(feature = "rustls")]
@@ -55,6 +58,7 @@ pub use handshake::{
     AcceptResponse, ClientRequest, Reject, Request, Response, accept, accept_async, accept_with,
     accept_with_config, client,
 };
+pub use serve::{ConnInfo, Listener, Serve, ServeConfig, Shutdown, serve};
 pub use split::{ReadHalf, WriteHalf};
 #[cfg(feature = "rustls")]
 pub use tls::default_tls_config;
