@@ -277,6 +277,7 @@ async fn connections_count_during_their_handshake() {
 // ---------------------------------------------------------------------------------------
 // max_connections_per_ip
 
+#[cfg(target_os = "linux")]
 async fn tcp_from(ip: [u8; 4], to: SocketAddr) -> TcpStream {
     let s = TcpSocket::new_v4().unwrap();
     s.bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), 0))
@@ -286,6 +287,7 @@ async fn tcp_from(ip: [u8; 4], to: SocketAddr) -> TcpStream {
 
 /// Two connections per address under a cap of 2: the third from 127.0.0.1 gets 503, while
 /// 127.0.0.2 still gets its own two. Real loopback TCP.
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn per_ip_cap_at_the_limit_and_one_past_it() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
