@@ -625,15 +625,12 @@ where
                         backoff = BACKOFF_MIN;
                         match tracker.admit(L::peer_ip(&addr)) {
                             Some(permit) => {
-                                conns.spawn(connection(
-                                    io,
-                                    addr,
-                                    permit,
-                                    config,
-                                    decide.clone(),
-                                    handler.clone(),
-                                    signal.clone(),
-                                ));
+                                let info = ConnInfo {
+                                    remote_addr: addr,
+                                    shutdown: signal.clone(),
+                                };
+                                let handshake = handshake(io, info, config, decide.clone());
+                                conns.spawn(connection(handshake, permit, handler.clone()));
                             }
                             None => {
                                 while rejects.try_join_next().is_some() {}
@@ -669,44 +666,49 @@ where
     }
 }
 
-/// One connection: the handshake under its deadline (cancelled by the shutdown signal), then
-/// the handler. The permit is released when the task ends, however it ends.
-async fn connection<S, A, H, Fut>(
+/// The opening handshake under its deadline, cancelled by the shutdown signal; the socket
+/// and what the handler learns about it, unless the handshake failed or the server is
+/// shutting down. Boxed, so its memory is freed once it is done: a connection's task keeps
+/// only the handler's future and a few words.
+#[allow(clippy::type_complexity)]
+fn handshake<S, A>(
     io: S,
-    remote_addr: A,
-    permit: Permit,
+    info: ConnInfo<A>,
     config: Config,
     decide: Arc<AcceptFn>,
-    handler: Arc<H>,
-    shutdown: Shutdown,
-) where
+) -> Pin<Box<impl Future<Output = Option<(WebSocket<S>, ConnInfo<A>)>>>>
+where
     S: AsyncRead + AsyncWrite + Unpin,
+{
+    Box::pin(async move {
+        let accept = accept_with(io, config, move |req| decide(req));
+        let mut ws = tokio::select! {
+            biased;
+            () = info.shutdown.signalled() => return None,
+            r = tokio::time::timeout(config.handshake_timeout, accept) => r.ok()?.ok()?,
+        };
+        if info.shutdown.is_signalled() {
+            let _ = ws.close(Some(going_away())).await;
+            return None;
+        }
+        Some((ws, info))
+    })
+}
+
+/// One connection's task: the handshake, then the handler. The permit is released when the
+/// task ends, however it ends.
+async fn connection<S, A, H, Fut>(
+    handshake: Pin<Box<impl Future<Output = Option<(WebSocket<S>, ConnInfo<A>)>>>>,
+    _permit: Permit,
+    handler: Arc<H>,
+) where
     H: Fn(WebSocket<S>, ConnInfo<A>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let _permit = permit;
-    let deadline = config.handshake_timeout;
-    let handshake = accept_with(io, config, move |req| decide(req));
-    let mut ws = tokio::select! {
-        biased;
-        () = shutdown.signalled() => return,
-        r = tokio::time::timeout(deadline, handshake) => match r {
-            Ok(Ok(ws)) => ws,
-            _ => return,
-        },
-    };
-    if shutdown.is_signalled() {
-        let _ = ws.close(Some(going_away())).await;
+    let Some((ws, info)) = handshake.await else {
         return;
-    }
-    handler(
-        ws,
-        ConnInfo {
-            remote_addr,
-            shutdown,
-        },
-    )
-    .await;
+    };
+    handler(ws, info).await;
 }
 
 /// Answers `503` and waits (briefly) for the client to end the connection.
@@ -969,5 +971,34 @@ mod tests {
         let c = t.lock();
         assert_eq!(c.total, 0);
         assert!(c.per_ip.is_empty());
+    }
+
+    /// The task of a connection keeps its handler's future and a few words: the handshake's
+    /// state (and its 160-byte `Config`) lives in a box that is freed when it is done.
+    #[tokio::test]
+    async fn a_connection_task_adds_little_to_its_handler() {
+        use tokio::io::DuplexStream;
+        let handler = Arc::new(
+            |mut ws: WebSocket<DuplexStream>, info: ConnInfo| async move {
+                while let Some(Ok(_)) = info.recv(&mut ws).await {}
+            },
+        );
+        let info = || ConnInfo {
+            remote_addr: SocketAddr::from(([192, 0, 2, 1], 5)),
+            shutdown: Shutdown::new(),
+        };
+        let (a, b) = tokio::io::duplex(64);
+        let config = Config::default();
+        let conn = crate::handshake::connection(ws_proto::Role::Server, &config, None).unwrap();
+        let handler_future = handler(WebSocket::from_parts(a, conn, &config, Vec::new()), info());
+        let tracker = Arc::new(Tracker::new(1, &ServeConfig::default()));
+        let decide: Arc<AcceptFn> = Arc::new(|_: &Request<'_, '_>| Ok(AcceptResponse::new()));
+        let task = connection(
+            handshake(b, info(), config, decide),
+            tracker.admit(None).unwrap(),
+            handler.clone(),
+        );
+        let (h, t) = (size_of_val(&handler_future), size_of_val(&task));
+        assert!(t <= h + 128, "task {t} bytes, handler {h} bytes");
     }
 }
