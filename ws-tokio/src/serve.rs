@@ -472,7 +472,7 @@ impl<L, H> Serve<L, H> {
         self
     }
 
-    /// Decides on each request as [`accept_with`](crate::accept_with)'s callback does
+    /// Decides on each request as [`accept_with`]'s callback does
     /// (a clone of `callback` per connection): accept, with a subprotocol and headers, or
     /// reject with a status. Runs after the [`origin`](Self::origin) check.
     ///
@@ -608,19 +608,17 @@ where
         let mut conns = JoinSet::new();
         let mut rejects = JoinSet::new();
         let mut backoff = BACKOFF_MIN;
-        let mut paused_until: Option<Instant> = None;
+        let mut pause = pin!(tokio::time::sleep(Duration::ZERO));
+        let mut paused = false;
 
         let result = loop {
-            let resume = paused_until.unwrap_or_else(Instant::now);
             tokio::select! {
                 biased;
                 () = &mut shutdown => break Ok(()),
                 Some(_) = conns.join_next() => {}
                 Some(_) = rejects.join_next() => {}
-                () = tokio::time::sleep_until(resume), if paused_until.is_some() => {
-                    paused_until = None;
-                }
-                accepted = listener.accept(), if paused_until.is_none() => match accepted {
+                () = &mut pause, if paused => paused = false,
+                accepted = listener.accept(), if !paused => match accepted {
                     Ok((io, addr)) => {
                         backoff = BACKOFF_MIN;
                         match tracker.admit(L::peer_ip(&addr)) {
@@ -635,7 +633,8 @@ where
                             None => {
                                 while rejects.try_join_next().is_some() {}
                                 if rejects.len() < limits.max_pending_rejects {
-                                    rejects.spawn(answer_busy(io, busy.clone(), limits.reject_timeout));
+                                    let answer = busy.clone();
+                                    rejects.spawn(answer_busy(io, answer, limits.reject_timeout));
                                 }
                                 // Past the bound the connection is dropped here, unanswered.
                             }
@@ -644,7 +643,8 @@ where
                     Err(e) => match classify(&e) {
                         AcceptError::Retry => tokio::task::yield_now().await,
                         AcceptError::Backoff => {
-                            paused_until = Some(Instant::now() + backoff);
+                            pause.as_mut().reset(Instant::now() + backoff);
+                            paused = true;
                             backoff = (backoff * 2).min(BACKOFF_MAX);
                         }
                         AcceptError::Fatal => break Err(Error::Io(e)),
