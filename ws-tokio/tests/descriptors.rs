@@ -300,7 +300,7 @@ async fn descriptor_limit_1024_with_1200_clients() {
     }
     let wait = released.elapsed();
     eprintln!("served {wait:?} after descriptors were freed (backoff is at most 1 s)");
-    assert!(wait < Duration::from_secs(3), "{wait:?}");
+    assert!(wait < Duration::from_secs(5), "{wait:?}");
 
     // Graceful shutdown: the open connections get 1001.
     drop(server.stdin);
