@@ -8,6 +8,8 @@
 //! - `src/bin/bench_load.rs`: the load generator (a raw client: fresh random mask per frame,
 //!   round trips measured), also k6-style session figures and a k6-like ramping scenario.
 //! - `src/bin/bench_all.rs`: the driver that runs the whole matrix and writes `RESULTS.md`.
+//! - `src/bin/soak.rs`: the serve loop held for minutes with keepalive pings while some
+//!   clients stop answering; the server's RSS curve.
 //!
 //! The library holds the parts those binaries share.
 

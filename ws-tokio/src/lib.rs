@@ -18,6 +18,8 @@
 //! - with the `hyper` feature, `hyper::upgrade` for hyper 1 servers, and with the `axum`
 //!   feature the `axum::WebSocketUpgrade` extractor, a drop-in for `axum::extract::ws` with
 //!   permessage-deflate; both answer HTTP/1.1 upgrades and HTTP/2 extended CONNECT;
+//! - [`serve()`]: the accept loop, with connection caps (total and per IP, answered with 503),
+//!   handshake deadlines, backoff on `EMFILE`, and graceful shutdown with 1001;
 //! - [`auth`]: bearer tokens (header, query, subprotocol) and [`origin`] checks for
 //!   [`accept_with`].
 //!
@@ -48,6 +50,7 @@ pub mod http2;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 pub mod proxy;
+pub mod serve;
 mod split;
 mod time;
 #[cfg(feature = "rustls")]
@@ -62,6 +65,7 @@ pub use handshake::{
     AcceptResponse, ClientRequest, Reject, Request, Response, accept, accept_async, accept_with,
     accept_with_config, client,
 };
+pub use serve::{ConnInfo, Listener, Serve, ServeConfig, Shutdown, serve};
 pub use split::{ReadHalf, WriteHalf};
 #[cfg(feature = "rustls")]
 pub use tls::default_tls_config;
