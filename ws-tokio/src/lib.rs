@@ -15,6 +15,9 @@
 //!   and `Sink`, [`split`](WebSocket::split) into halves, keepalive pings, timeouts and a
 //!   bounded write buffer. The close handshake and every deadline are decided by the
 //!   `ws-proto` core; this crate carries its decisions out.
+//! - [`proxy`]: HTTP `CONNECT` and SOCKS5 proxies, set in [`ClientRequest::proxy`] or taken
+//!   from `https_proxy` / `http_proxy` / `all_proxy` / `no_proxy`; `tls` (feature `rustls`):
+//!   client roots and certificates, the server's configuration from PEM files.
 //! - [`auth`]: bearer tokens (header, query, subprotocol) and [`origin`] checks for
 //!   [`accept_with`].
 //!
@@ -44,7 +47,7 @@ pub mod proxy;
 mod split;
 mod time;
 #[cfg(feature = "rustls")]
-mod tls;
+pub mod tls;
 mod upgraded;
 mod websocket;
 
