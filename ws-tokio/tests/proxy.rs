@@ -811,7 +811,7 @@ async fn connect_reads_the_proxy_environment() {
 
     // A dead proxy fails the connection ...
     let dead_proxy = ("http_proxy", format!("http://127.0.0.1:{dead}"));
-    let got = run(&[dead_proxy.clone()], false).await.unwrap();
+    let got = run(std::slice::from_ref(&dead_proxy), false).await.unwrap();
     assert!(got.starts_with("Proxy(Connect("), "{got}");
     // ... unless NO_PROXY (or no_proxy) names the host, or the request says Direct.
     for no_proxy in [
