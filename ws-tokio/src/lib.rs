@@ -17,7 +17,8 @@
 //!   `ws-proto` core; this crate carries its decisions out.
 //! - [`proxy`]: HTTP `CONNECT` and SOCKS5 proxies, set in [`ClientRequest::proxy`] or taken
 //!   from `https_proxy` / `http_proxy` / `all_proxy` / `no_proxy`; `tls` (feature `rustls`):
-//!   client roots and certificates, the server's configuration from PEM files.
+//!   client roots and certificates, the server's configuration from PEM files;
+//!   [`reconnect`]: a client that reconnects with backoff and queues what is sent meanwhile.
 //! - [`auth`]: bearer tokens (header, query, subprotocol) and [`origin`] checks for
 //!   [`accept_with`].
 //!
@@ -44,6 +45,7 @@ mod handshake;
 #[cfg(feature = "http")]
 pub mod http2;
 pub mod proxy;
+pub mod reconnect;
 mod split;
 mod time;
 #[cfg(feature = "rustls")]
