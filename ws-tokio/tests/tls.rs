@@ -776,3 +776,63 @@ async fn the_servers_tls_handshake_has_a_deadline() {
     assert_eq!(start.elapsed(), Duration::from_secs(3));
     drop(silent);
 }
+
+#[tokio::test]
+async fn a_reconnecting_client_does_not_retry_an_untrusted_certificate() {
+    use futures_util::StreamExt;
+    use ws_tokio::reconnect::{Event, ReconnectConfig, ReconnectingClient};
+
+    let pki = Pki::new();
+    let config = server_config_from_pem(pki.path("server.pem"), pki.path("server.key")).unwrap();
+    let (port, mut rx) = wss_server(config).await;
+    let url = format!("wss://localhost:{port}/");
+    // Trusting another CA: the certificate is refused, and another try would only repeat it.
+    let other = ClientTls::new()
+        .with_root_pem_file(pki.path("other-ca.pem"))
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut client =
+        ReconnectingClient::new(&url, ReconnectConfig::default().with_request(req(other))).unwrap();
+    assert!(matches!(
+        bounded("event", client.next()).await,
+        Some(Event::Connecting { attempt: 1 })
+    ));
+    let e = bounded("event", client.next()).await;
+    assert!(
+        matches!(
+            &e,
+            Some(Event::Closed {
+                error: Some(Error::Io(_)),
+                retry_in: None,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    assert!(bounded("end", client.next()).await.is_none());
+    assert!(seen(&mut rx).await.error.is_some());
+
+    // Trusting the right CA, it connects and exchanges messages.
+    let mut client = ReconnectingClient::new(
+        &url,
+        ReconnectConfig::default().with_request(req(pki.client().build().unwrap())),
+    )
+    .unwrap();
+    loop {
+        match bounded("event", client.next()).await.expect("an event") {
+            Event::Open { .. } => break,
+            Event::Connecting { .. } => {}
+            e => panic!("{e:?}"),
+        }
+    }
+    futures_util::SinkExt::send(&mut client, Message::text("over wss"))
+        .await
+        .unwrap();
+    let e = bounded("echo", client.next()).await;
+    assert!(
+        matches!(&e, Some(Event::Message(Message::Text(t))) if t.as_str() == "over wss"),
+        "{e:?}"
+    );
+    client.close(None).await.unwrap();
+}
