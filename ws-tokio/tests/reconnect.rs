@@ -611,7 +611,11 @@ async fn a_hook_that_fails_or_hangs_is_a_failed_attempt() {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                         Ok(())
                     }
-                    _ => Ok(()),
+                    // Just inside its timeout: fine.
+                    _ => {
+                        tokio::time::sleep(Duration::from_millis(1999)).await;
+                        Ok(())
+                    }
                 }
             })
         });
@@ -655,7 +659,11 @@ async fn a_hook_that_fails_or_hangs_is_a_failed_attempt() {
     // The hung hook was given up after exactly its timeout, and the waits were drawn as usual.
     let w: Vec<Duration> = waits(&events).into_iter().flatten().collect();
     assert_eq!(attempts[2] - attempts[1], Duration::from_secs(2) + w[1]);
-    assert_eq!(start.elapsed(), w[0] + Duration::from_secs(2) + w[1]);
+    assert_eq!(
+        start.elapsed(),
+        w[0] + Duration::from_secs(2) + w[1] + Duration::from_millis(1999)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test(start_paused = true)]
