@@ -20,6 +20,10 @@
 //!   permessage-deflate; both answer HTTP/1.1 upgrades and HTTP/2 extended CONNECT;
 //! - [`serve()`]: the accept loop, with connection caps (total and per IP, answered with 503),
 //!   handshake deadlines, backoff on `EMFILE`, and graceful shutdown with 1001;
+//! - [`proxy`]: HTTP `CONNECT` and SOCKS5 proxies, set in [`ClientRequest::proxy`] or taken
+//!   from `https_proxy` / `http_proxy` / `all_proxy` / `no_proxy`; `tls` (feature `rustls`):
+//!   client roots and certificates, the server's configuration from PEM files;
+//!   [`reconnect`]: a client that reconnects with backoff and queues what is sent meanwhile.
 //! - [`auth`]: bearer tokens (header, query, subprotocol) and [`origin`] checks for
 //!   [`accept_with`].
 //!
@@ -51,10 +55,11 @@ pub mod http2;
 pub mod hyper;
 pub mod proxy;
 pub mod serve;
+pub mod reconnect;
 mod split;
 mod time;
 #[cfg(feature = "rustls")]
-mod tls;
+pub mod tls;
 mod upgraded;
 mod websocket;
 
