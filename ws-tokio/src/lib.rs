@@ -54,8 +54,8 @@ pub mod http2;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 pub mod proxy;
-pub mod serve;
 pub mod reconnect;
+pub mod serve;
 mod split;
 mod time;
 #[cfg(feature = "rustls")]
