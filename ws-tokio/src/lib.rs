@@ -45,6 +45,7 @@ mod split;
 mod time;
 #[cfg(feature = "rustls")]
 mod tls;
+pub mod topics;
 mod upgraded;
 mod websocket;
 
