@@ -22,6 +22,12 @@
 //!   subscriber, not 100). Keep calling `recv` (or polling the `Stream`), as with any
 //!   [`WebSocket`].
 //!
+//! With permessage-deflate, accept connections with
+//! `DeflateConfig::LEAN.with_shared_compressor(true)`: such a connection keeps no compressor
+//! (nor, as the client is asked not to keep context, a decompressor between messages) of its
+//! own, and takes the variant compressed once for its window. A connection with a compressor of
+//! its own takes the shared variant too (its compressor forgets its context after it).
+//!
 //! ```no_run
 //! use ws_tokio::topics::Topics;
 //! use ws_tokio::Message;
@@ -99,7 +105,7 @@ pub struct TopicsStats {
     pub subscribers: usize,
     /// Named topics with at least one subscriber.
     pub topics: usize,
-    /// Messages published (to a topic with subscribers, or to all).
+    /// Messages published to at least one subscriber.
     pub published: u64,
     /// Messages put in a subscriber's queue (one per subscriber per message).
     pub queued: u64,
@@ -290,40 +296,39 @@ impl Topics {
     /// ones waiting (with no lock held).
     fn deliver(&self, topic: &Topic, mut msg: PreparedMessage) -> Published {
         let mut report = Published::default();
+        let members = read(&topic.members);
+        if members.len == 0 {
+            return report;
+        }
         let mut wake = WAKE.with(|w| std::mem::take(&mut *w.borrow_mut()));
-        {
-            let members = read(&topic.members);
-            if members.len == 0 {
-                return report;
-            }
-            for (p, _) in &members.profiles {
-                let bits = p.window_bits.clamp(9, 15);
-                if msg.payload().len() >= p.min_size && !msg.compressed_windows().any(|w| w == bits)
-                {
-                    // A failure leaves the variant out: those subscribers get the plain frame.
-                    let made = crate::engine::with_compressor(p.level, |c| msg.compress(c, bits));
-                    report.compressed += usize::from(made.is_ok());
-                }
-            }
-            let len = msg.plain_frame().len();
-            let msg = Arc::new(msg);
-            for q in members.slots.iter().flatten() {
-                let pushed = q.lock().push(&msg, len);
-                match pushed {
-                    Pushed::Queued(w, dropped) => {
-                        report.queued += 1;
-                        report.dropped += dropped;
-                        wake.extend(w);
-                    }
-                    Pushed::Closed(w, dropped) => {
-                        report.closed += 1;
-                        report.dropped += dropped;
-                        wake.extend(w);
-                    }
-                    Pushed::Refused => {}
-                }
+        for (p, _) in &members.profiles {
+            let bits = p.window_bits.clamp(9, 15);
+            if msg.payload().len() >= p.min_size && !msg.compressed_windows().any(|w| w == bits) {
+                // A failure leaves the variant out: those subscribers get the plain frame.
+                let made = crate::engine::with_compressor(p.level, |c| msg.compress(c, bits));
+                report.compressed += usize::from(made.is_ok());
             }
         }
+        let len = msg.plain_frame().len();
+        let msg = Arc::new(msg);
+        for q in members.slots.iter().flatten() {
+            let pushed = q.lock().push(&msg, len);
+            match pushed {
+                Pushed::Queued(w, dropped) => {
+                    report.queued += 1;
+                    report.dropped += dropped;
+                    wake.extend(w);
+                }
+                Pushed::Closed(w, dropped) => {
+                    report.closed += 1;
+                    report.dropped += dropped;
+                    wake.extend(w);
+                }
+                Pushed::Refused => {}
+            }
+        }
+        // The wakes come with no lock held: a woken task may drop its subscriber at once.
+        drop(members);
         for w in wake.drain(..) {
             w.wake();
         }

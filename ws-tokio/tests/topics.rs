@@ -721,9 +721,13 @@ async fn a_peer_that_never_reads_is_closed_and_the_others_get_everything() {
         .unwrap();
     assert!(stats.overflowed);
     assert_eq!(stats.queued, 0, "the queue was released at the overflow");
+    // Not before the close deadline (2 s), not long after the write deadline (30 s) that ends
+    // a transport taking nothing.
     let took = ended - started;
-    eprintln!("slow subscriber ended after {took:?}");
-    assert!(took <= Duration::from_secs(33), "ended after {took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took <= Duration::from_secs(31),
+        "ended after {took:?}"
+    );
     assert_eq!(topics.subscribers("t"), READERS);
     drop(slow_c);
     assert_eq!(topics.stats().closed, 1);
