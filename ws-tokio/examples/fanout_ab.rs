@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use futures_sink::Sink;
 use tokio::net::{TcpListener, TcpStream};
 use ws_tokio::topics::{QueueConfig, Topics};
-use ws_tokio::{Config, Message, PreparedMessage, WebSocket};
+use ws_tokio::{Config, DeflateConfig, Message, PreparedMessage, WebSocket};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -46,10 +46,17 @@ fn num(name: &str, default: u64) -> u64 {
     arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// With `--deflate`: permessage-deflate in the fan-out mode (a shared compressor, no context
+/// takeover either way), offered by the clients with their defaults.
+fn deflate() -> bool {
+    std::env::args().any(|a| a == "--deflate")
+}
+
 fn server_config() -> &'static Config {
+    let compression = deflate().then_some(DeflateConfig::LEAN.with_shared_compressor(true));
     Box::leak(Box::new(
         Config::default()
-            .with_compression(None)
+            .with_compression(compression)
             .with_ping_interval(None)
             .with_write_timeout(None),
     ))
@@ -60,6 +67,22 @@ fn server_config() -> &'static Config {
 async fn serve_task(listener: TcpListener) {
     let config = server_config();
     let topics = Topics::new(QueueConfig::default().with_max_messages(4096));
+    // Report subscribers closed for overflow (clients that do not read), as they happen.
+    let watch = topics.clone();
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let st = watch.stats();
+            if st.closed != seen {
+                seen = st.closed;
+                eprintln!(
+                    "server: {} subscribers closed for overflow, {} messages dropped",
+                    st.closed, st.dropped
+                );
+            }
+        }
+    });
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             return;
@@ -254,6 +277,7 @@ async fn run_once(
     let mut child = Server(
         Command::new(exe)
             .args(["--serve", mode])
+            .args(deflate().then_some("--deflate"))
             .stdout(Stdio::piped())
             .spawn()
             .expect("start server"),
@@ -265,8 +289,21 @@ async fn run_once(
     let url = format!("ws://{}/", line.trim());
     let pid = child.0.id();
     let client = Config::default()
-        .with_compression(None)
+        .with_compression(deflate().then_some(DeflateConfig::DEFAULT))
         .with_ping_interval(None);
+    // Clients that never read (they only make the opening handshake).
+    let mut stuck = Vec::new();
+    for _ in 0..num("--stuck", 0) {
+        use tokio::io::AsyncWriteExt;
+        let mut tcp = TcpStream::connect(line.trim()).await.expect("connect");
+        tcp.write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .expect("handshake");
+        stuck.push(tcp);
+    }
     let epoch = Instant::now();
     let counters = Arc::new(Counters {
         received: AtomicU64::new(0),
@@ -309,8 +346,20 @@ async fn run_once(
     let (mut tx, mut rx) = publisher.split();
     tokio::spawn(async move { while let Some(Ok(_)) = rx.recv().await {} });
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // JSON-like: it compresses to about a fifth.
+    let pattern: Vec<u8> = (0..)
+        .flat_map(|i: u32| {
+            format!(
+                "{{\"symbol\":\"S{}\",\"price\":{}.25,\"size\":300}},",
+                i % 50,
+                100 + i % 7
+            )
+            .into_bytes()
+        })
+        .take(size.max(8))
+        .collect();
     let payload = |epoch: Instant| {
-        let mut p = vec![b'x'; size.max(8)];
+        let mut p = pattern.clone();
         p[..8].copy_from_slice(&(epoch.elapsed().as_nanos() as u64).to_le_bytes());
         Message::binary(p)
     };
@@ -413,6 +462,7 @@ async fn run_once(
         .map(|h| h.load(Ordering::Relaxed))
         .collect();
     drop(child);
+    drop(stuck);
     for r in readers {
         r.abort();
     }
