@@ -736,3 +736,25 @@ async fn a_peer_that_never_reads_is_closed_and_the_others_get_everything() {
         bounded("end", t).await.unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_write_buffer_smaller_than_a_batch_keeps_the_order() {
+    // 1 KiB of write buffer, a 2 KiB pipe: a batch is handed over a message or two at a time,
+    // the rest waiting in the queue, in order.
+    let topics = Topics::default();
+    let (s, mut c) = pair_with(|io| io, 2048, quiet().with_write_buffer_size(1024), None);
+    let mut sub = topics.subscriber(s);
+    sub.subscribe("t");
+    for i in 0..40u8 {
+        topics.publish("t", Message::binary(vec![i; 1000])).unwrap();
+    }
+    let task = run(sub);
+    for i in 0..40u8 {
+        match bounded("recv", c.recv()).await {
+            Some(Ok(Message::Binary(b))) => assert_eq!(&b[..], &[i; 1000][..], "message {i}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(c);
+    bounded("end", task).await.unwrap();
+}

@@ -261,7 +261,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Subscriber<S> {
                         // more: the rest goes back to the front of the queue.
                         let rest = std::iter::once(m)
                             .chain(batch[i + 1..n].iter_mut().filter_map(Option::take));
-                        self.member.queue.lock().put_back(rest);
+                        let mut st = self.member.queue.lock();
+                        st.put_back(rest);
+                        st.park(cx.waker(), false);
                         return;
                     }
                 }
