@@ -17,7 +17,7 @@ use crate::time::{instant_of, now_ms};
 
 mod write;
 
-pub(crate) use write::{INFLATE_POOL, Writer};
+pub(crate) use write::{INFLATE_POOL, Writer, with_compressor};
 
 /// Size of the per-thread scratch buffer reads land in: the core's working buffer, large
 /// enough that a 64 KiB message arrives with one read (64 KiB of payload plus its header do

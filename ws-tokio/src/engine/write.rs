@@ -67,7 +67,7 @@ impl InflatePool for ThreadInflatePool {
 }
 
 /// Runs `f` with this thread's compressor for `level`.
-fn with_compressor<R>(level: u8, f: impl FnOnce(&mut Compressor) -> R) -> R {
+pub(crate) fn with_compressor<R>(level: u8, f: impl FnOnce(&mut Compressor) -> R) -> R {
     COMPRESSORS.with(|c| {
         let mut c = c.borrow_mut();
         let i = usize::from(level.min(9));
