@@ -713,19 +713,18 @@ async fn a_peer_that_never_reads_is_closed_and_the_others_get_everything() {
     for r in readers {
         clients.push(bounded("reader", r).await.unwrap());
     }
-    // The slow peer's transport is full: its close frame cannot go out, and the write deadline
-    // ends the connection.
+    // The slow peer's transport is full: its close frame cannot go out, and the close deadline
+    // ends the connection (without waiting out the write timeout on what is left to write).
     let (stats, ended) = tokio::time::timeout(Duration::from_secs(60), slow_task)
         .await
         .expect("the slow one ends")
         .unwrap();
     assert!(stats.overflowed);
     assert_eq!(stats.queued, 0, "the queue was released at the overflow");
-    // Not before the close deadline (2 s), not long after the write deadline (30 s) that ends
-    // a transport taking nothing.
+    // At the close deadline (2 s), long before the write deadline (30 s).
     let took = ended - started;
     assert!(
-        took >= Duration::from_secs(2) && took <= Duration::from_secs(31),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
         "ended after {took:?}"
     );
     assert_eq!(topics.subscribers("t"), READERS);
