@@ -343,14 +343,16 @@ fn poll_end<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) -> Ste
     if r.reported {
         return Step::End(None);
     }
-    // A peer that let a deadline pass is not reading: what is left to write would only wait
-    // for the write timeout. Otherwise, best effort: the outcome is already decided.
+    // Best effort: the outcome is already decided. A peer that let a deadline pass is not
+    // reading, so what it has not taken is not waited for (only the write timeout would end
+    // that wait).
     let timed_out = matches!(r.conn.error(), Some(ws_proto::Error::Timeout(_)));
-    if r.failed.is_none() && !timed_out && r.conn.should_shutdown() {
-        if ready_step(rio.poll_flush(&mut r.conn, cx)).is_pending() {
+    if r.failed.is_none() && r.conn.should_shutdown() {
+        let flushed = ready_step(rio.poll_flush(&mut r.conn, cx)).is_ready();
+        if !flushed && !timed_out {
             return Step::Pending;
         }
-        if ready_step(rio.poll_shutdown(cx)).is_pending() {
+        if flushed && ready_step(rio.poll_shutdown(cx)).is_pending() && !timed_out {
             return Step::Pending;
         }
     }
