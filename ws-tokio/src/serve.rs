@@ -357,6 +357,9 @@ pub struct ConnInfo<A = SocketAddr> {
     pub remote_addr: A,
     /// Signalled when the server shuts down.
     pub shutdown: Shutdown,
+    /// What the [`accept_with`](Serve::accept_with) callback kept for the handler
+    /// ([`AcceptResponse::extension`]); empty (no allocation) otherwise.
+    pub extensions: http::Extensions,
 }
 
 impl<A> ConnInfo<A> {
@@ -633,6 +636,7 @@ where
                                 let info = ConnInfo {
                                     remote_addr: addr,
                                     shutdown: signal.clone(),
+                                    extensions: http::Extensions::new(),
                                 };
                                 let handshake = handshake(io, info, config, decide.clone());
                                 conns.spawn(connection(handshake, permit, handler.clone()));
@@ -688,7 +692,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     Box::pin(async move {
-        let accept = accept_with(io, config, move |req| decide(req));
+        let mut info = info;
+        let extensions = &mut info.extensions;
+        let accept = accept_with(io, config, move |req| {
+            decide(req).map(|mut answer| {
+                *extensions = std::mem::take(&mut answer.extensions);
+                answer
+            })
+        });
         let mut ws = tokio::select! {
             biased;
             () = info.shutdown.signalled() => return None,

@@ -719,6 +719,43 @@ async fn origin_policy_and_accept_callback() {
     assert_echo(&mut ws, "no origin").await;
 }
 
+/// What the accept callback found out reaches the handler, per connection.
+#[tokio::test(start_paused = true)]
+async fn the_accept_callback_hands_values_to_the_handler() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Room(String);
+    let (listener, conn) = mem_listener();
+    let server = ws_tokio::serve(listener, |mut ws, info| async move {
+        // Greets with the room the callback took from the path, then echoes.
+        let room = info.extensions.get::<Room>().cloned();
+        let text = format!("room {room:?}");
+        if ws.send(Message::text(text)).await.is_ok() {
+            echo(ws, info).await;
+        }
+    })
+    .config(quiet())
+    .accept_with(|req| {
+        let mut answer = AcceptResponse::new();
+        if let Some(room) = req.path().strip_prefix("/room/") {
+            answer = answer.extension(Room(room.to_owned()));
+        }
+        Ok(answer)
+    });
+    tokio::spawn(server.into_future());
+    for (path, greeting) in [
+        ("/room/a", r#"room Some(Room("a"))"#),
+        ("/room/b", r#"room Some(Room("b"))"#),
+        ("/", "room None"),
+    ] {
+        let mut ws = ws_client_to(conn.connect(), path, None).await.unwrap();
+        match bounded("greeting", ws.recv()).await {
+            Some(Ok(Message::Text(t))) => assert_eq!(t.as_str(), greeting, "{path}"),
+            other => panic!("{other:?}"),
+        }
+        assert_echo(&mut ws, "still echoes").await;
+    }
+}
+
 static BAD_ORIGINS: OriginPolicy<'static> = OriginPolicy::new().with_allowed(&["https://a b"]);
 
 /// Settings that make no sense fail the serve future at once.
