@@ -1004,6 +1004,7 @@ mod tests {
         let info = || ConnInfo {
             remote_addr: SocketAddr::from(([192, 0, 2, 1], 5)),
             shutdown: Shutdown::new(),
+            extensions: http::Extensions::new(),
         };
         let (a, b) = tokio::io::duplex(64);
         let config = Config::default();
