@@ -189,8 +189,13 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Connections at once from one IP address (IPv6: one prefix of
     /// [`ipv6_prefix_len`](Self::ipv6_prefix_len) bits). Default 256. At least 1; `usize::MAX`
-    /// turns the cap off.
+    /// turns the cap off. Loopback addresses are not counted unless
+    /// [`limit_loopback`](Self::limit_loopback) is set.
     pub max_connections_per_ip: usize,
+    /// Whether the per-IP cap counts loopback addresses too. Default `false`: behind a
+    /// reverse proxy on the same host every client arrives from loopback, and only the total
+    /// cap applies to them.
+    pub limit_loopback: bool,
     /// How many leading bits of an IPv6 address identify a client for the per-IP cap.
     /// Default 64. At most 128.
     pub ipv6_prefix_len: u8,
@@ -212,6 +217,7 @@ impl Default for ServeConfig {
         ServeConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            limit_loopback: false,
             ipv6_prefix_len: 64,
             retry_after: Duration::from_secs(5),
             max_pending_rejects: 64,
@@ -231,6 +237,12 @@ impl ServeConfig {
     /// Sets [`max_connections_per_ip`](Self::max_connections_per_ip).
     pub fn with_max_connections_per_ip(mut self, n: usize) -> Self {
         self.max_connections_per_ip = n;
+        self
+    }
+
+    /// Sets [`limit_loopback`](Self::limit_loopback).
+    pub fn with_limit_loopback(mut self, on: bool) -> Self {
+        self.limit_loopback = on;
         self
     }
 
@@ -800,6 +812,7 @@ struct Tracker {
     max: usize,
     max_per_ip: usize,
     ipv6_prefix_len: u8,
+    limit_loopback: bool,
 }
 
 #[derive(Debug, Default)]
@@ -822,6 +835,7 @@ impl Tracker {
             max,
             max_per_ip: limits.max_connections_per_ip,
             ipv6_prefix_len: limits.ipv6_prefix_len,
+            limit_loopback: limits.limit_loopback,
         }
     }
 
@@ -832,7 +846,9 @@ impl Tracker {
 
     /// A place for a connection from `ip`, unless a cap is reached.
     fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Option<Permit> {
-        let key = ip.map(|ip| client_key(ip, self.ipv6_prefix_len));
+        let key = ip
+            .filter(|ip| self.limit_loopback || !ip.to_canonical().is_loopback())
+            .map(|ip| client_key(ip, self.ipv6_prefix_len));
         let mut counts = self.lock();
         if counts.total >= self.max {
             return None;
