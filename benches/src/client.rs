@@ -204,12 +204,12 @@ impl FrameReader {
 
     /// Reads one whole frame, keeping only its header and first bytes.
     pub async fn read_frame<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> io::Result<FrameInfo> {
-        self.read_frame_with(r, |_| {}).await
+        self.read_frame_with(r, |_, _| {}).await
     }
 
     /// Reads one whole frame like [`read_frame`](Self::read_frame), handing every piece of its
-    /// payload to `on_payload` as it arrives (in order; pieces are slices of the read buffer,
-    /// not copies).
+    /// payload to `on_payload` as it arrives, with the frame's first header byte (FIN, RSV
+    /// bits, opcode): in order, as slices of the read buffer, not copies.
     pub async fn read_frame_with<R, F>(
         &mut self,
         r: &mut R,
@@ -217,7 +217,7 @@ impl FrameReader {
     ) -> io::Result<FrameInfo>
     where
         R: AsyncRead + Unpin,
-        F: FnMut(&[u8]),
+        F: FnMut(u8, &[u8]),
     {
         let (hl, b0, len) = loop {
             if let Some(h) = parse_header(self.buffered())? {
@@ -237,7 +237,7 @@ impl FrameReader {
                 got += k;
             }
             if avail > 0 {
-                on_payload(&self.buf[self.start..self.start + avail]);
+                on_payload(b0, &self.buf[self.start..self.start + avail]);
             }
             self.start += avail;
             remaining -= avail as u64;

@@ -14,6 +14,7 @@
 pub mod child;
 pub mod cli;
 pub mod client;
+pub mod fanout;
 pub mod load;
 pub mod micro;
 pub mod procfs;

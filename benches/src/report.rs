@@ -70,8 +70,20 @@ pub fn row(
             let _ = write!(out, " {} |", fmt(v));
         }
     }
-    // Ours (the first "ours" configuration) against the best peer.
-    let ours = impls.iter().position(|i| i.is_ours()).map(|i| vals[i]);
+    match ours_vs_best_peer(impls, vals, higher_better) {
+        Some((r, imp)) => {
+            let _ = write!(out, " {r:.2}× ({}) |", imp.name());
+        }
+        None => out.push_str(" - |"),
+    }
+    out
+}
+
+/// Ours (the first "ours" configuration) divided by the best peer's value, and that peer.
+/// `None` when either is missing (`NaN`) or the peer's value is not positive.
+pub fn ours_vs_best_peer(impls: &[Impl], vals: &[f64], higher_better: bool) -> Option<(f64, Impl)> {
+    let better = |a: f64, b: f64| if higher_better { a > b } else { a < b };
+    let ours = impls.iter().position(|i| i.is_ours()).map(|i| vals[i])?;
     let mut best_peer: Option<(f64, Impl)> = None;
     for (i, &imp) in impls.iter().enumerate() {
         if imp.is_ours() || vals[i].is_nan() {
@@ -81,13 +93,10 @@ pub fn row(
             best_peer = Some((vals[i], imp));
         }
     }
-    match (ours, best_peer) {
-        (Some(o), Some((b, imp))) if !o.is_nan() && b > 0.0 => {
-            let _ = write!(out, " {:.2}× ({}) |", o / b, imp.name());
-        }
-        _ => out.push_str(" - |"),
+    match best_peer {
+        Some((b, imp)) if !ours.is_nan() && b > 0.0 => Some((ours / b, imp)),
+        _ => None,
     }
-    out
 }
 
 /// A markdown table head: `first`, one column per implementation, then `last`.
