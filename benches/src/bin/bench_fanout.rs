@@ -2,9 +2,16 @@
 //! all of them; writes `benches/RESULTS-fanout.md`.
 //!
 //! ```text
-//! cargo run --release -p benches --bin bench_fanout -- --quick   # about 6 minutes
+//! cargo run --release -p benches --bin bench_fanout -- --quick   # about 5 minutes
 //! cargo run --release -p benches --bin bench_fanout              # full: about 25-30 minutes
 //! cargo run --release -p benches --bin bench_fanout -- --smoke   # one tiny cell, seconds
+//! ```
+//!
+//! `--smoke` (and `--check` with any other selection) also checks the harness: it prints
+//! `N passed, N failed` over the runs and exits with 1 if any run failed, lost a message,
+//! saw one twice or out of order, had a broken connection or did not drain.
+//!
+//! ```text
 //! ```
 //!
 //! For every cell and round, each implementation's fan-out server (`src/fanout/server.rs`)
@@ -26,7 +33,8 @@
 //! Options: `--rounds N`, `--duration S` (measured publishing per run), `--drain S`,
 //! `--impls a,b,..`, `--only steady,burst,deflate,slow`, `--subs 1000,10000`,
 //! `--workers N` (server runtime workers, default 2), `--client-threads N` (default 1),
-//! `--out PATH`.
+//! `--deflate-level N` (zlib level of every compressing server, default 2: ours' default;
+//! sockudo-ws's own default is 6, yawc's low-latency preset 1), `--out PATH`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -111,6 +119,7 @@ struct Settings {
     deliveries: f64,
     deflate_deliveries: f64,
     max_bytes: f64,
+    deflate_level: u8,
     out: PathBuf,
     loadavg_start: f64,
     nofile_note: Option<String>,
@@ -131,7 +140,9 @@ fn main() {
         let imp: Impl = name.parse().unwrap_or_else(|e: String| die(&e));
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let workers = args.get("workers", 2usize);
-        let deflate = args.flag("deflate");
+        let deflate = args
+            .flag("deflate")
+            .then(|| args.get("deflate-level", DEFLATE_LEVEL));
         if let Err(e) = serve(imp, deflate, addr, workers, Duration::from_secs(3600), true) {
             die(&format!("server failed: {e}"));
         }
@@ -142,7 +153,29 @@ fn main() {
         return;
     }
     let s = settings(&args);
-    run(&s);
+    let (results, failures) = run(&s);
+    if args.flag("smoke") || args.flag("check") {
+        // The harness's own test: every run ran, delivered everything, in order.
+        let runs: Vec<&FanoutResult> = results.values().flatten().collect();
+        let bad = runs
+            .iter()
+            .filter(|r| {
+                r.lost > 0 || r.disorder > 0 || r.errors > 0 || !r.drained || r.delivered == 0
+            })
+            .count();
+        let expected: usize = s
+            .cells
+            .iter()
+            .map(|c| c.impls(&s.impls).len())
+            .sum::<usize>()
+            * s.rounds;
+        let passed = runs.len() - bad;
+        let failed = bad + failures.len() + expected.saturating_sub(runs.len() + failures.len());
+        println!("{passed} passed, {failed} failed");
+        if failed > 0 {
+            std::process::exit(1);
+        }
+    }
 }
 
 fn settings(args: &Args) -> Settings {
@@ -333,6 +366,7 @@ fn settings(args: &Args) -> Settings {
         deliveries,
         deflate_deliveries,
         max_bytes,
+        deflate_level: args.get("deflate-level", DEFLATE_LEVEL).min(9),
         loadavg_start: procfs::loadavg(),
         nofile_note,
         out: args.value("out").map(PathBuf::from).unwrap_or_else(|| {
@@ -351,22 +385,24 @@ fn rotated(impls: &[Impl], r: usize) -> Vec<Impl> {
     (0..n).map(|i| impls[(i + r) % n]).collect()
 }
 
-fn start_server(imp: Impl, deflate: bool, workers: usize) -> std::io::Result<child::Server> {
+fn start_server(imp: Impl, deflate: Option<u8>, workers: usize) -> std::io::Result<child::Server> {
     let mut args = vec![
         "--serve".to_string(),
         imp.name().to_string(),
         "--workers".to_string(),
         workers.to_string(),
     ];
-    if deflate {
+    if let Some(level) = deflate {
         args.push("--deflate".into());
+        args.push("--deflate-level".into());
+        args.push(level.to_string());
     }
     child::Server::start(&args)
 }
 
 type Results = BTreeMap<(usize, usize), Vec<FanoutResult>>;
 
-fn run(s: &Settings) {
+fn run(s: &Settings) -> (Results, Vec<String>) {
     let started = Instant::now();
     let mut results: Results = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
@@ -386,7 +422,8 @@ fn run(s: &Settings) {
     for round in 0..s.rounds {
         for (ci, cell) in s.cells.iter().enumerate() {
             for imp in rotated(&cell.impls(&s.impls), round + ci) {
-                let r = start_server(imp, cell.deflate(), s.workers).and_then(|srv| {
+                let level = cell.deflate().then_some(s.deflate_level);
+                let r = start_server(imp, level, s.workers).and_then(|srv| {
                     run_fanout(&FanoutOpts {
                         addr: srv.addr,
                         subscribers: cell.subs,
@@ -428,6 +465,7 @@ fn run(s: &Settings) {
         Ok(()) => eprintln!("wrote {}", s.out.display()),
         Err(e) => eprintln!("could not write {}: {e}", s.out.display()),
     }
+    (results, failures)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -509,10 +547,10 @@ fn machine_section(s: &Settings) -> String {
          unbounded sender per subscriber feeding that subscriber's writer (sockudo-ws: its \
          PubSub topics). Ours: each message framed once (`PreparedMessage`), a bounded \
          broadcast channel, `feed_prepared` + one flush per subscriber. permessage-deflate at \
-         zlib level {DEFLATE_LEVEL} for all three that have it: the peers compress per \
+         zlib level {} for all three that have it: the peers compress per \
          subscriber with their default context takeover, ours once per message \
          (shared compressor, no context takeover)",
-        s.workers
+        s.workers, s.deflate_level
     );
     let _ = writeln!(
         m,

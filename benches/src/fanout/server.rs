@@ -8,8 +8,9 @@
 //! `StreamExt::split`; fastwebsockets' split halves with a writer task; sockudo-ws's own
 //! `PubSub` topics with a `select!` loop per connection as in its `pubsub_echo` example). With
 //! permessage-deflate (sockudo-ws, yawc, ours), each peer compresses for every subscriber on
-//! that subscriber's connection, at level 2 (ours' default level, so that all compress the
-//! same way with the same zlib-rs backend), with its default context takeover. Ours is in
+//! that subscriber's connection, at the level given (by default [`DEFLATE_LEVEL`], ours'
+//! default, so that all compress the same way with the same zlib-rs backend), with its default
+//! context takeover. Ours is in
 //! [`ours`]: one place to swap for a topics layer.
 
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ use tokio::net::TcpStream;
 use super::PUB_PATH;
 use crate::server::{Impl, MAX_FRAME, MAX_MESSAGE, serve_with};
 
-/// The zlib level every compressing server uses here.
+/// The zlib level every compressing server uses by default (ours' default level).
 pub const DEFLATE_LEVEL: u8 = 2;
 
 /// Whether `imp` can compress as a server (permessage-deflate).
@@ -36,17 +37,17 @@ pub const fn has_deflate(imp: Impl) -> bool {
     )
 }
 
-/// Runs the fan-out server for `imp` (with permessage-deflate accepted if `deflate`) on
-/// `addr`; prints `PORT <port>` and ends as [`crate::server::serve`] does.
+/// Runs the fan-out server for `imp` on `addr`, accepting permessage-deflate at zlib level
+/// `deflate` when given; prints `PORT <port>` and ends as [`crate::server::serve`] does.
 pub fn serve(
     imp: Impl,
-    deflate: bool,
+    deflate: Option<u8>,
     addr: SocketAddr,
     workers: usize,
     max_run: Duration,
     stdin_eof_exits: bool,
 ) -> io::Result<()> {
-    if deflate && !has_deflate(imp) {
+    if deflate.is_some() && !has_deflate(imp) {
         return Err(io::Error::other(format!(
             "{} has no server-side permessage-deflate",
             imp.name()
@@ -327,20 +328,20 @@ mod sockudo {
     use tokio::net::TcpStream;
     use ws_proto::bytes::BytesMut;
 
-    use super::{DEFLATE_LEVEL, PUB_PATH};
+    use super::PUB_PATH;
     use crate::server::sockudo_config;
 
     const TOPIC: &str = "bench";
 
     /// Its default deflate policy at our level.
-    fn policy() -> DeflateConfig {
+    fn policy(level: u8) -> DeflateConfig {
         DeflateConfig {
-            compression_level: u32::from(DEFLATE_LEVEL),
+            compression_level: u32::from(level),
             ..DeflateConfig::default()
         }
     }
 
-    pub(super) async fn serve(pubsub: Arc<PubSub>, deflate: bool, mut tcp: TcpStream) {
+    pub(super) async fn serve(pubsub: Arc<PubSub>, deflate: Option<u8>, mut tcp: TcpStream) {
         let mut buf = BytesMut::with_capacity(4096);
         let (publisher, negotiated, response) = loop {
             match tcp.read_buf(&mut buf).await {
@@ -349,12 +350,10 @@ mod sockudo {
             }
             let parsed = match parse_request(&buf) {
                 Ok(Some((req, consumed))) => {
-                    let negotiated = if deflate {
+                    let negotiated = deflate.and_then(|level| {
                         req.extensions
-                            .and_then(|e| negotiate_server_deflate(e, &policy()))
-                    } else {
-                        None
-                    };
+                            .and_then(|e| negotiate_server_deflate(e, &policy(level)))
+                    });
                     let header = negotiated.as_ref().map(|n| n.to_response_header());
                     let response =
                         build_response(&generate_accept_key(req.key), None, header.as_deref());
@@ -453,12 +452,12 @@ mod yawc_fanout {
     use tokio::net::TcpStream;
     use yawc::{CompressionLevel, Frame, OpCode, Options, WebSocket};
 
-    use super::{DEFLATE_LEVEL, PUB_PATH, SharedHub};
+    use super::{PUB_PATH, SharedHub};
     use crate::server::MAX_MESSAGE;
 
     type YawcHub = SharedHub<futures_channel::mpsc::UnboundedSender<Frame>>;
 
-    pub(super) async fn serve(hub: YawcHub, deflate: bool, tcp: TcpStream) {
+    pub(super) async fn serve(hub: YawcHub, deflate: Option<u8>, tcp: TcpStream) {
         let io = hyper_util::rt::TokioIo::new(tcp);
         let _ = http1::Builder::new()
             .serve_connection(
@@ -471,16 +470,15 @@ mod yawc_fanout {
 
     async fn upgrade_request(
         hub: YawcHub,
-        deflate: bool,
+        deflate: Option<u8>,
         mut req: Request<Incoming>,
     ) -> yawc::Result<Response<Empty<Bytes>>> {
         let mut options = Options::default()
             .with_max_payload_read(MAX_MESSAGE)
             .with_max_read_buffer(MAX_MESSAGE)
             .with_utf8();
-        if deflate {
-            options =
-                options.with_compression_level(CompressionLevel::new(u32::from(DEFLATE_LEVEL)));
+        if let Some(level) = deflate {
+            options = options.with_compression_level(CompressionLevel::new(u32::from(level)));
         }
         let publisher = req.uri().path() == PUB_PATH;
         let (response, fut) = WebSocket::upgrade_with_options(&mut req, options)?;

@@ -23,7 +23,6 @@ use ws_proto::deflate::{Compressor, DeflateConfig, negotiate_server};
 use ws_tokio::{AcceptResponse, Message, PreparedMessage};
 
 use super::super::PUB_PATH;
-use super::DEFLATE_LEVEL;
 
 /// Messages the channel holds for subscribers that are behind (a burst must fit).
 pub const QUEUE: usize = 256;
@@ -40,20 +39,20 @@ pub(super) struct Hub {
 }
 
 impl Hub {
-    /// `deflate`: accept permessage-deflate with a shared compressor and no context takeover.
-    /// `defaults`: ws-tokio's default timers (pings, write timeout) instead of the
-    /// comparison's settings.
-    pub(super) fn new(deflate: bool, defaults: bool) -> Arc<Hub> {
+    /// `deflate`: accept permessage-deflate at this zlib level, with a shared compressor and
+    /// no context takeover. `defaults`: ws-tokio's default timers (pings, write timeout)
+    /// instead of the comparison's settings.
+    pub(super) fn new(deflate: Option<u8>, defaults: bool) -> Arc<Hub> {
         let base = if defaults {
             ws_tokio::Config::default()
         } else {
             crate::server::ours_config()
         };
-        let compression = deflate.then(|| {
+        let compression = deflate.map(|level| {
             DeflateConfig::DEFAULT
                 .with_shared_compressor(true)
                 .with_no_context_takeover(true)
-                .with_level(DEFLATE_LEVEL)
+                .with_level(level)
         });
         Arc::new(Hub {
             tx: broadcast::channel(QUEUE).0,
