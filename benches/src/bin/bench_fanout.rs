@@ -28,7 +28,8 @@
 //! at most `--max-bytes` (default 200 MB) of payload per second (16 KiB: 12.2 msg/s to
 //! 1,000, 1.2 msg/s to 10,000); with deflate `--deflate-deliveries` (default 3,000): chosen
 //! so that no server is saturated at 10,000 subscribers on two shared cores. The cell with stalled subscribers
-//! publishes 16 KiB at `--slow-rate` (default 100) messages per second.
+//! publishes 16 KiB at `--slow-rate` (default 100) messages per second for `--slow-duration`
+//! seconds (default 12; 4 with `--quick`).
 //!
 //! Options: `--rounds N`, `--duration S` (measured publishing per run), `--drain S`,
 //! `--impls a,b,..`, `--only steady,burst,deflate,slow`, `--subs 1000,10000`,
@@ -68,6 +69,8 @@ struct Cell {
     size: usize,
     pattern: Pattern,
     stalled: usize,
+    /// Measured publishing, when not the settings' `duration`.
+    duration: Option<Duration>,
 }
 
 impl Cell {
@@ -91,9 +94,12 @@ impl Cell {
             }
         };
         let extra = match self.kind {
-            Kind::Deflate => ", deflate",
-            Kind::Slow => ", 10% never read",
-            _ => "",
+            Kind::Deflate => ", deflate".to_string(),
+            Kind::Slow => format!(
+                ", 10% never read, {:.0} s",
+                self.duration.unwrap_or_default().as_secs_f64()
+            ),
+            _ => String::new(),
         };
         format!("{n} × {}, {how}{extra}", fmt_size(self.size))
     }
@@ -206,6 +212,8 @@ fn settings(args: &Args) -> Settings {
     let deflate_deliveries: f64 = args.get("deflate-deliveries", 3_000.0);
     let slow_rate: f64 = args.get("slow-rate", 100.0);
     let max_bytes: f64 = args.get("max-bytes", 200e6);
+    // Long enough for unbounded queues to outgrow a bounded one.
+    let slow_duration = args.secs("slow-duration", if quick { 4.0 } else { 12.0 });
     let subs_list: Vec<usize> = match args.value("subs") {
         Some(l) => l
             .split(',')
@@ -240,6 +248,7 @@ fn settings(args: &Args) -> Settings {
             size,
             pattern,
             stalled,
+            duration: (kind == Kind::Slow).then_some(slow_duration),
         })
     };
     if smoke {
@@ -431,7 +440,7 @@ fn run(s: &Settings) -> (Results, Vec<String>) {
                         size: cell.size,
                         deflate: cell.deflate(),
                         pattern: cell.pattern,
-                        duration: s.duration,
+                        duration: cell.duration.unwrap_or(s.duration),
                         drain: s.drain,
                         server_pid: Some(srv.pid()),
                         client_threads: s.client_threads,
@@ -721,6 +730,9 @@ fn render(s: &Settings, r: &Results, failures: &[String], elapsed: Duration) -> 
             &fmt_bytes,
             false,
         ));
+        md.push('\n');
+        let v = medians(r, *ci, n, &|x| x.rss_end.saturating_sub(x.rss_first) as f64);
+        md.push_str(&row("growth at the end", &s.impls, &v, &fmt_bytes, false));
         md.push('\n');
     }
     md.push_str(&goals(s, r));

@@ -238,7 +238,9 @@ mod fast {
     use super::{PUB_PATH, SharedHub};
     use crate::server::MAX_MESSAGE;
 
-    type FastHub = SharedHub<UnboundedSender<Bytes>>;
+    /// A message to relay: text or binary, and its payload.
+    type Relay = (bool, Bytes);
+    type FastHub = SharedHub<UnboundedSender<Relay>>;
 
     pub(super) async fn serve(hub: FastHub, tcp: TcpStream) {
         let io = hyper_util::rt::TokioIo::new(tcp);
@@ -265,9 +267,10 @@ mod fast {
                     match frame.opcode {
                         OpCode::Close => return,
                         OpCode::Text | OpCode::Binary => {
+                            let text = frame.opcode == OpCode::Text;
                             let b = Bytes::copy_from_slice(&frame.payload);
                             hub.each(|tx| {
-                                let _ = tx.send(b.clone());
+                                let _ = tx.send((text, b.clone()));
                             });
                         }
                         _ => {}
@@ -276,7 +279,7 @@ mod fast {
             });
             return Ok(response);
         }
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Relay>();
         let id = hub.add(tx);
         tokio::spawn(async move {
             let Ok(ws) = fut.await else {
@@ -285,12 +288,14 @@ mod fast {
             };
             let (rd, mut wr) = ws.split(tokio::io::split);
             let writer = tokio::spawn(async move {
-                while let Some(b) = rx.recv().await {
-                    if wr
-                        .write_frame(Frame::text(Payload::Borrowed(&b)))
-                        .await
-                        .is_err()
-                    {
+                while let Some((text, b)) = rx.recv().await {
+                    let payload = Payload::Borrowed(&b);
+                    let frame = if text {
+                        Frame::text(payload)
+                    } else {
+                        Frame::binary(payload)
+                    };
+                    if wr.write_frame(frame).await.is_err() {
                         break;
                     }
                 }
@@ -488,16 +493,15 @@ mod yawc_fanout {
                     return;
                 };
                 while let Some(frame) = ws.next().await {
-                    match frame.opcode() {
-                        OpCode::Text => {
-                            let f = Frame::text(frame.payload().clone());
-                            hub.each(|tx| {
-                                let _ = tx.unbounded_send(f.clone());
-                            });
-                        }
+                    let f = match frame.opcode() {
+                        OpCode::Text => Frame::text(frame.payload().clone()),
+                        OpCode::Binary => Frame::binary(frame.payload().clone()),
                         OpCode::Close => return,
-                        _ => {}
-                    }
+                        _ => continue,
+                    };
+                    hub.each(|tx| {
+                        let _ = tx.unbounded_send(f.clone());
+                    });
                 }
             });
             return Ok(response);
