@@ -116,6 +116,8 @@ pub struct FrameInfo {
     pub opcode: u8,
     /// FIN bit.
     pub fin: bool,
+    /// RSV1 bit (set on the first frame of a compressed message).
+    pub rsv1: bool,
     /// Payload length.
     pub len: u64,
     /// The first `min(len, HEAD)` payload bytes.
@@ -129,8 +131,8 @@ impl FrameInfo {
     }
 }
 
-/// Parses an unmasked (server-to-client) header: `(header_len, opcode, fin, payload_len)`.
-fn parse_header(b: &[u8]) -> io::Result<Option<(usize, u8, bool, u64)>> {
+/// Parses an unmasked (server-to-client) header: `(header_len, first byte, payload_len)`.
+fn parse_header(b: &[u8]) -> io::Result<Option<(usize, u8, u64)>> {
     let [b0, b1, rest @ ..] = b else {
         return Ok(None);
     };
@@ -150,7 +152,7 @@ fn parse_header(b: &[u8]) -> io::Result<Option<(usize, u8, bool, u64)>> {
         126 | 127 => return Ok(None),
         l => (0, l as u64),
     };
-    Ok(Some((2 + ext, b0 & 0x0F, b0 & 0x80 != 0, len)))
+    Ok(Some((2 + ext, *b0, len)))
 }
 
 /// A read buffer that parses frames as bytes arrive, skipping payloads.
@@ -202,7 +204,22 @@ impl FrameReader {
 
     /// Reads one whole frame, keeping only its header and first bytes.
     pub async fn read_frame<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> io::Result<FrameInfo> {
-        let (hl, opcode, fin, len) = loop {
+        self.read_frame_with(r, |_, _| {}).await
+    }
+
+    /// Reads one whole frame like [`read_frame`](Self::read_frame), handing every piece of its
+    /// payload to `on_payload` as it arrives, with the frame's first header byte (FIN, RSV
+    /// bits, opcode): in order, as slices of the read buffer, not copies.
+    pub async fn read_frame_with<R, F>(
+        &mut self,
+        r: &mut R,
+        mut on_payload: F,
+    ) -> io::Result<FrameInfo>
+    where
+        R: AsyncRead + Unpin,
+        F: FnMut(u8, &[u8]),
+    {
+        let (hl, b0, len) = loop {
             if let Some(h) = parse_header(self.buffered())? {
                 break h;
             }
@@ -219,12 +236,16 @@ impl FrameReader {
                 head[got..got + k].copy_from_slice(&self.buf[self.start..self.start + k]);
                 got += k;
             }
+            if avail > 0 {
+                on_payload(b0, &self.buf[self.start..self.start + avail]);
+            }
             self.start += avail;
             remaining -= avail as u64;
             if remaining == 0 {
                 return Ok(FrameInfo {
-                    opcode,
-                    fin,
+                    opcode: b0 & 0x0F,
+                    fin: b0 & 0x80 != 0,
+                    rsv1: b0 & 0x40 != 0,
                     len,
                     head,
                 });
@@ -236,8 +257,17 @@ impl FrameReader {
 
 /// A Chrome-like opening handshake request for `host` with `key`.
 pub fn handshake_request(host: &str, key: &str) -> String {
+    handshake_request_to(host, "/echo", key, None)
+}
+
+/// A Chrome-like opening handshake request for `path` on `host` with `key`, offering
+/// `extensions` (a `Sec-WebSocket-Extensions` value) when given.
+pub fn handshake_request_to(host: &str, path: &str, key: &str, extensions: Option<&str>) -> String {
+    let ext = extensions
+        .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+        .unwrap_or_default();
     format!(
-        "GET /echo HTTP/1.1\r\n\
+        "GET {path} HTTP/1.1\r\n\
          Host: {host}\r\n\
          Connection: Upgrade\r\n\
          Pragma: no-cache\r\n\
@@ -249,7 +279,7 @@ pub fn handshake_request(host: &str, key: &str) -> String {
          Sec-WebSocket-Version: 13\r\n\
          Accept-Encoding: gzip, deflate, br, zstd\r\n\
          Accept-Language: en-US,en;q=0.9\r\n\
-         Sec-WebSocket-Key: {key}\r\n\r\n"
+         Sec-WebSocket-Key: {key}\r\n{ext}\r\n"
     )
 }
 
@@ -258,8 +288,9 @@ fn find_head_end(b: &[u8]) -> Option<usize> {
     b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
-/// Checks a `101` response head and its `Sec-WebSocket-Accept`.
-fn check_response(head: &[u8], expect_accept: &[u8]) -> io::Result<()> {
+/// Checks a `101` response head and its `Sec-WebSocket-Accept`; returns its
+/// `Sec-WebSocket-Extensions` value, if any.
+fn check_response(head: &[u8], expect_accept: &[u8]) -> io::Result<Option<String>> {
     let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
     let text = std::str::from_utf8(head).map_err(|_| bad("response is not UTF-8"))?;
     let mut lines = text.split("\r\n");
@@ -267,14 +298,22 @@ fn check_response(head: &[u8], expect_accept: &[u8]) -> io::Result<()> {
     if !status.starts_with("HTTP/1.1 101") {
         return Err(bad(&format!("unexpected status line {status:?}")));
     }
-    let ok = lines.any(|l| {
-        l.split_once(':').is_some_and(|(n, v)| {
-            n.trim().eq_ignore_ascii_case("sec-websocket-accept")
+    let mut ok = false;
+    let mut extensions = None;
+    for l in lines {
+        if let Some((n, v)) = l.split_once(':') {
+            let n = n.trim();
+            if n.eq_ignore_ascii_case("sec-websocket-accept")
                 && v.trim().as_bytes() == expect_accept
-        })
-    });
+            {
+                ok = true;
+            } else if n.eq_ignore_ascii_case("sec-websocket-extensions") {
+                extensions = Some(v.trim().to_string());
+            }
+        }
+    }
     if ok {
-        Ok(())
+        Ok(extensions)
     } else {
         Err(bad("missing or wrong Sec-WebSocket-Accept"))
     }
@@ -296,7 +335,22 @@ pub struct WsClient {
 impl WsClient {
     /// Connects over TCP (with `TCP_NODELAY`) and performs the opening handshake.
     /// `read_cap` sizes the read buffer.
-    pub async fn connect(addr: SocketAddr, read_cap: usize, mut rng: Rng) -> io::Result<WsClient> {
+    pub async fn connect(addr: SocketAddr, read_cap: usize, rng: Rng) -> io::Result<WsClient> {
+        Ok(WsClient::connect_to(addr, "/echo", None, read_cap, rng)
+            .await?
+            .0)
+    }
+
+    /// [`connect`](Self::connect) to `path`, offering `extensions` (a
+    /// `Sec-WebSocket-Extensions` value) when given; also returns the server's
+    /// `Sec-WebSocket-Extensions` answer.
+    pub async fn connect_to(
+        addr: SocketAddr,
+        path: &str,
+        extensions: Option<&str>,
+        read_cap: usize,
+        mut rng: Rng,
+    ) -> io::Result<(WsClient, Option<String>)> {
         let mut stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let mut nonce = [0u8; 16];
@@ -305,7 +359,7 @@ impl WsClient {
         let key = ws_proto::handshake::generate_key(nonce);
         let key = std::str::from_utf8(&key).unwrap_or_default().to_string();
         let expect = ws_proto::handshake::accept_key(key.as_bytes());
-        let req = handshake_request(&addr.to_string(), &key);
+        let req = handshake_request_to(&addr.to_string(), path, &key, extensions);
         stream.write_all(req.as_bytes()).await?;
         let mut reader = FrameReader::new(read_cap.max(4096));
         let head_len = loop {
@@ -320,14 +374,17 @@ impl WsClient {
             }
             reader.fill(&mut stream).await?;
         };
-        check_response(&reader.buffered()[..head_len], &expect)?;
+        let agreed = check_response(&reader.buffered()[..head_len], &expect)?;
         reader.consume(head_len);
-        Ok(WsClient {
-            stream,
-            reader,
-            rng,
-            wbuf: Vec::new(),
-        })
+        Ok((
+            WsClient {
+                stream,
+                reader,
+                rng,
+                wbuf: Vec::new(),
+            },
+            agreed,
+        ))
     }
 
     /// Sends one masked frame (FIN set).
@@ -410,8 +467,11 @@ mod tests {
             // Unmask our own frame and parse it as if it were a server frame.
             let mut b = out.clone();
             b[1] &= 0x7F;
-            let (hl, opc, fin, l) = parse_header(&b).unwrap().unwrap();
-            assert_eq!((opc, fin, l as usize), (op::BINARY, true, len));
+            let (hl, b0, l) = parse_header(&b).unwrap().unwrap();
+            assert_eq!(
+                (b0 & 0x0F, b0 & 0x80 != 0, l as usize),
+                (op::BINARY, true, len)
+            );
             assert_eq!(out.len(), hl + 4 + len);
             let key: [u8; 4] = out[hl..hl + 4].try_into().unwrap();
             for (i, &x) in out[hl + 4..].iter().enumerate() {

@@ -13,10 +13,13 @@
 //!
 //! The library holds the parts those binaries share.
 
+pub mod child;
 pub mod cli;
 pub mod client;
+pub mod fanout;
 pub mod load;
 pub mod micro;
 pub mod procfs;
+pub mod report;
 pub mod server;
 pub mod stats;

@@ -245,14 +245,14 @@ struct TaskOut {
 
 /// CPU readings at one instant: server, this process, the whole machine.
 #[derive(Clone, Copy)]
-struct CpuSnap {
-    server: Option<u64>,
-    client: Option<u64>,
-    system: Option<u64>,
+pub(crate) struct CpuSnap {
+    pub(crate) server: Option<u64>,
+    pub(crate) client: Option<u64>,
+    pub(crate) system: Option<u64>,
 }
 
 impl CpuSnap {
-    fn take(pid: Option<u32>) -> CpuSnap {
+    pub(crate) fn take(pid: Option<u32>) -> CpuSnap {
         CpuSnap {
             server: cpu(pid),
             client: procfs::cpu_time_ns(std::process::id()).ok(),
