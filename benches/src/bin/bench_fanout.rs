@@ -705,16 +705,12 @@ fn render(s: &Settings, r: &Results, failures: &[String], elapsed: Duration) -> 
             md,
             "\n## {}: server growth while {} subscribers never read\n\nServer RSS at its highest \
              during the window minus RSS after the first messages; per stalled subscriber in \
-             the second row. Ours bounds it by its broadcast channel ({} messages, shared) and \
-             each stalled subscriber's write buffer (128 KiB): the bound is about \
-             {} in all here.\n",
+             the second row. Ours bounds it by its subscribers' queues (1024 messages or 4 MiB \
+             each, the messages shared) and each stalled subscriber's write buffer (128 KiB), \
+             until the overflow closes the stalled ones: the bound is about {} in all here.\n",
             c.label(),
             c.stalled,
-            benches::fanout::server::ours::QUEUE,
-            fmt_bytes(
-                (benches::fanout::server::ours::QUEUE * 2 * c.size + c.stalled * (128 << 10))
-                    as f64
-            )
+            fmt_bytes(benches::fanout::server::ours::memory_bound(c.size, c.stalled) as f64)
         );
         md.push_str(&header("metric", &s.impls, "ours ÷ best peer"));
         let v = medians(r, *ci, n, &|x| x.rss_growth() as f64);
