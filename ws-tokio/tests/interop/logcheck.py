@@ -184,8 +184,10 @@ def main():
             )
             got = negotiated_of(c)
             report(
-                "server log: we answered chromium with Sec-WebSocket-Extensions: permessage-deflate",
-                None if ext_key(got) == ext_key("permessage-deflate") else f"negotiated {got or '(none)'}",
+                "server log: we answered chromium with Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover",
+                None
+                if ext_key(got) == ext_key("permessage-deflate; client_no_context_takeover")
+                else f"negotiated {got or '(none)'}",
             )
             err, detail = compressed_in(c, 1 << 20, 5)
             if detail:

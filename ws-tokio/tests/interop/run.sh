@@ -402,12 +402,15 @@ deflate_server_run() {
 }
 
 echo "== 5a. permessage-deflate: interop_server vs Python websockets / Node ws clients"
-deflate_server_run "python client -> ws-tokio server" "" "permessage-deflate" py --deflate on
-deflate_server_run "node client -> ws-tokio server" "" "permessage-deflate" node --deflate true
+# The default server asks every client to reset its context (client_no_context_takeover), so
+# that it keeps no decompressor between messages.
+DEFAULT_EXT="permessage-deflate; client_no_context_takeover"
+deflate_server_run "python client -> ws-tokio server" "" "$DEFAULT_EXT" py --deflate on
+deflate_server_run "node client -> ws-tokio server" "" "$DEFAULT_EXT" node --deflate true
 deflate_server_run "python client (server_max_window_bits=10) -> ws-tokio server" "" \
-  "permessage-deflate; server_max_window_bits=10" py --deflate window10 --random-size $RANDOM_4M
+  "$DEFAULT_EXT; server_max_window_bits=10" py --deflate window10 --random-size $RANDOM_4M
 deflate_server_run "node client (serverMaxWindowBits: 10) -> ws-tokio server" "" \
-  "permessage-deflate; server_max_window_bits=10" node --deflate '{"serverMaxWindowBits":10}' \
+  "$DEFAULT_EXT; server_max_window_bits=10" node --deflate '{"serverMaxWindowBits":10}' \
   --random-size $RANDOM_4M
 LEAN_EXT="permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 deflate_server_run "python client -> ws-tokio server --lean" --lean "$LEAN_EXT" py --deflate on \
