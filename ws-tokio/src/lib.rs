@@ -20,6 +20,8 @@
 //!   permessage-deflate; both answer HTTP/1.1 upgrades and HTTP/2 extended CONNECT;
 //! - [`serve()`]: the accept loop, with connection caps (total and per IP, answered with 503),
 //!   handshake deadlines, backoff on `EMFILE`, and graceful shutdown with 1001;
+//! - with the `load` feature, `load`: the load generator behind the `ws bench` command (echo,
+//!   pipelined, handshakes, idle memory, a k6-style scenario) and its k6 metrics;
 //! - [`auth`]: bearer tokens (header, query, subprotocol) and [`origin`] checks for
 //!   [`accept_with`].
 //!
@@ -49,6 +51,8 @@ mod handshake;
 pub mod http2;
 #[cfg(feature = "hyper")]
 pub mod hyper;
+#[cfg(feature = "load")]
+pub mod load;
 pub mod proxy;
 pub mod serve;
 mod split;
