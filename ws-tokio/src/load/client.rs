@@ -606,7 +606,7 @@ mod tests {
     #[tokio::test]
     async fn reader_refuses_masked_and_reserved_frames() {
         for bad in [&[0x82u8, 0x81, 1, 2, 3, 4, 0][..], &[0x83, 0]] {
-            let mut r = &bad[..];
+            let mut r = bad;
             let e = FrameReader::new(256).read_frame(&mut r).await.unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{bad:?}");
         }

@@ -198,6 +198,17 @@ impl Target {
         )
     }
 
+    /// The `Host` header of the requests: the host, with the port unless it is the scheme's
+    /// default.
+    pub fn host_header(&self) -> &str {
+        &self.host_header
+    }
+
+    /// The request target: path and query.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// Whether the connection is `wss://`.
     pub fn is_tls(&self) -> bool {
         self.tls

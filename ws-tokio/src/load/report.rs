@@ -132,8 +132,8 @@ impl Report {
     }
 
     fn per_sec(&self, n: u64) -> f64 {
-        if self.result.secs > 0.0 {
-            n as f64 / self.result.secs
+        if self.result.total_secs > 0.0 {
+            n as f64 / self.result.total_secs
         } else {
             0.0
         }
@@ -156,17 +156,23 @@ impl Report {
                 format!("{} in {:.2}s, {:.0}/s", r.count, r.secs, r.rate()),
             ));
         } else {
-            v.push(("duration", format!("{:.2}s", r.secs)));
+            v.push(("duration", format!("{:.2}s", r.total_secs)));
         }
         if let Some(m) = &r.memory {
             v.push(("server memory", memory_line(m)));
         }
         if let Some(cpu) = r.server_cpu_ns {
             let mut line = fmt_duration(Duration::from_nanos(cpu));
-            if r.count > 0 {
+            if let Some(per) = cpu.checked_div(r.count) {
+                // The k6 scenario's CPU time includes its connects and close handshakes.
+                let what = if self.is_echo() {
+                    "per round trip"
+                } else {
+                    "per round trip, handshakes included"
+                };
                 line.push_str(&format!(
-                    ", {} per message",
-                    fmt_duration(Duration::from_nanos(cpu / r.count))
+                    ", {} {what}",
+                    fmt_duration(Duration::from_nanos(per))
                 ));
             }
             v.push(("server CPU", line));
@@ -268,7 +274,7 @@ impl Report {
             "title": self.title,
             "target": self.target,
             "params": self.params,
-            "duration_s": r.secs,
+            "duration_s": r.total_secs,
             "metrics": metrics,
             "peak_connections": r.peak_connections,
             "errors": r.errors,
@@ -319,6 +325,7 @@ mod tests {
             .with_duration(Duration::from_secs(20));
         let mut r = LoadResult {
             secs: 20.0,
+            total_secs: 20.0,
             peak_connections: 10,
             errors: 1,
             ..LoadResult::default()

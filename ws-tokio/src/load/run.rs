@@ -166,6 +166,9 @@ pub struct LoadResult {
     pub count: u64,
     /// Length of the measurement window (the whole scenario for [`run_k6`]), seconds.
     pub secs: f64,
+    /// Length of the whole run, connecting and closing included, seconds: what the k6
+    /// counters' rates are per.
+    pub total_secs: f64,
     /// Round-trip (or connect-to-close) times inside the window.
     pub latency: Trend,
     /// Server CPU time (user + system) over the window, nanoseconds.
@@ -492,6 +495,7 @@ pub fn run_echo_with(o: &LoadOpts, progress: &Arc<Progress>) -> io::Result<LoadR
 }
 
 async fn echo(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResult> {
+    let started = Instant::now();
     let mut res = LoadResult::default();
     let read_cap = (o.size + 14).clamp(4096, 256 << 10);
     let (clients, mem) = open_all(&o, read_cap, &mut res, &progress).await?;
@@ -540,6 +544,7 @@ async fn echo(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResult> {
     }
     window(&o, &phase, &mut res).await;
     collect(&mut set, &mut res).await;
+    res.total_secs = started.elapsed().as_secs_f64();
     finish_memory(mem, &mut res).await;
     Ok(res)
 }
@@ -558,6 +563,7 @@ pub fn run_pipeline_with(o: &LoadOpts, progress: &Arc<Progress>) -> io::Result<L
 }
 
 async fn pipeline(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResult> {
+    let started = Instant::now();
     let mut res = LoadResult::default();
     let size = o.size.max(8);
     let (clients, mem) = open_all(&o, 256 << 10, &mut res, &progress).await?;
@@ -582,6 +588,7 @@ async fn pipeline(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResult
     }
     window(&o, &phase, &mut res).await;
     collect(&mut set, &mut res).await;
+    res.total_secs = started.elapsed().as_secs_f64();
     finish_memory(mem, &mut res).await;
     Ok(res)
 }
@@ -731,6 +738,7 @@ pub fn run_handshakes(o: &LoadOpts) -> io::Result<LoadResult> {
 }
 
 async fn handshakes(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResult> {
+    let started = Instant::now();
     o.check()?;
     let target = o.target.clone().resolve().await?;
     let mut res = LoadResult::default();
@@ -795,6 +803,7 @@ async fn handshakes(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResu
         }
     }
     res.peak_connections = progress.peak_open.load(Relaxed);
+    res.total_secs = started.elapsed().as_secs_f64();
     Ok(res)
 }
 
@@ -1148,6 +1157,7 @@ async fn k6(s: K6Scenario, progress: Arc<Progress>) -> io::Result<LoadResult> {
         }
     }
     res.secs = start.elapsed().as_secs_f64();
+    res.total_secs = res.secs;
     res.count = res.k6.msgs_received;
     res.peak_connections = progress.peak_open.load(Relaxed);
     before.store_delta(&CpuSnap::take(s.server_pid), &mut res);

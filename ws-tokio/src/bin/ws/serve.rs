@@ -1,0 +1,244 @@
+//! `ws serve`: an echo or broadcast server on ws-tokio's serve loop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::broadcast;
+use ws_tokio::origin::OriginPolicy;
+use ws_tokio::serve::ServeConfig;
+use ws_tokio::{Config, ConnInfo, Listener, Message, PreparedMessage, WebSocket};
+
+use crate::args::ServeArgs;
+use crate::connect::chain;
+use crate::output::{Format, Out, Palette, Printer, wants_color};
+use crate::{exit, tls};
+
+/// Messages a broadcast receiver may fall behind by before it skips some.
+const BROADCAST_BACKLOG: usize = 1024;
+/// Longest message text printed; longer ones are cut.
+const PRINT_MAX: usize = 200;
+
+pub(crate) fn run(a: ServeArgs) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CONNECT;
+        }
+    };
+    rt.block_on(serve(a))
+}
+
+/// What every connection's handler shares.
+struct Shared {
+    out: Out,
+    palette: Palette,
+    fmt: Format,
+    quiet: bool,
+    open: AtomicU64,
+    hub: Option<broadcast::Sender<Arc<PreparedMessage>>>,
+}
+
+async fn serve(a: ServeArgs) -> i32 {
+    let palette = Palette::new(wants_color(&std::io::stdout(), a.no_color));
+    // One descriptor per connection: take the whole hard limit.
+    let nofile = ws_tokio::load::sys::raise_nofile(u64::MAX);
+    let tls = match &a.tls {
+        Some(files) => match tls::server_config(&files[0], &files[1]) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: --tls: {e}");
+                return exit::USAGE;
+            }
+        },
+        None => None,
+    };
+    let tcp = match tokio::net::TcpListener::bind(a.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", a.addr);
+            return exit::CONNECT;
+        }
+    };
+    let local = tcp.local_addr().unwrap_or(a.addr);
+    let (out, printer) = Printer::plain();
+    let shared = Arc::new(Shared {
+        out: out.clone(),
+        palette,
+        fmt: Format {
+            control: false,
+            binary: None,
+            json: false,
+            marker: false,
+            palette,
+        },
+        quiet: a.quiet,
+        open: AtomicU64::new(0),
+        hub: a.broadcast.then(|| broadcast::channel(BROADCAST_BACKLOG).0),
+    });
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let mode = if a.broadcast { "broadcast" } else { "echo" };
+    let code = match tls {
+        Some(config) => {
+            let o = out.clone();
+            let quiet = a.quiet;
+            let listener = tls::TlsListener::new(tcp, config, move |addr, e| {
+                if !quiet {
+                    o.err(format!("{addr}: TLS handshake failed: {e}"));
+                }
+            });
+            run_loop(listener, &a, shared, local, scheme, mode, nofile).await
+        }
+        None => run_loop(tcp, &a, shared, local, scheme, mode, nofile).await,
+    };
+    printer.finish(out);
+    code
+}
+
+async fn run_loop<L>(
+    listener: L,
+    a: &ServeArgs,
+    shared: Arc<Shared>,
+    local: SocketAddr,
+    scheme: &str,
+    mode: &str,
+    nofile: u64,
+) -> i32
+where
+    L: Listener<Addr = SocketAddr>,
+{
+    let mut config = Config::default();
+    if a.no_compression {
+        config = config.with_compression(None);
+    }
+    if a.any_origin {
+        config = config.with_origin(OriginPolicy::any());
+    }
+    let mut limits = ServeConfig::default();
+    if let Some(n) = a.max_connections {
+        limits = limits.with_max_connections(n);
+    }
+    limits = limits
+        .with_max_connections_per_ip(a.max_connections_per_ip.unwrap_or(limits.max_connections));
+    if let Err(e) = limits.validate() {
+        eprintln!("error: {}", chain(&e));
+        return exit::USAGE;
+    }
+    let out = shared.out.clone();
+    let server = ws_tokio::serve(listener, move |ws, info| handle(ws, info, shared.clone()))
+        .config(config)
+        .serve_config(limits)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    out.out(format!(
+        "listening on {scheme}://{local}/ ({mode}; up to {} connections, descriptor limit {nofile})",
+        server.effective_max_connections()
+    ));
+    let r = server.await;
+    match r {
+        Ok(()) => {
+            out.err("shut down: every connection closed with 1001");
+            exit::OK
+        }
+        Err(e) => {
+            out.err(format!("error: the listener failed: {}", chain(&e)));
+            exit::CONNECT
+        }
+    }
+}
+
+fn cut(s: String) -> String {
+    if s.len() <= PRINT_MAX {
+        return s;
+    }
+    let mut end = PRINT_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..end], s.len())
+}
+
+async fn handle<S>(mut ws: WebSocket<S>, info: ConnInfo<SocketAddr>, sh: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = info.remote_addr;
+    let open = sh.open.fetch_add(1, Relaxed) + 1;
+    if !sh.quiet {
+        sh.out.out(
+            sh.palette
+                .control(&format!("+ {peer} connected ({open} open)")),
+        );
+    }
+    let mut hub = sh.hub.as_ref().map(|h| h.subscribe());
+    let mut close = None;
+    let end: Option<String> = loop {
+        let msg = match hub.as_mut() {
+            None => info.recv(&mut ws).await,
+            Some(rx) => tokio::select! {
+                m = info.recv(&mut ws) => m,
+                b = rx.recv() => {
+                    match b {
+                        Ok(p) => {
+                            if let Err(e) = ws.send_prepared(&p).await {
+                                break Some(chain(&e));
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            if !sh.quiet {
+                                sh.out.err(format!("{peer}: too slow, {n} broadcast messages skipped"));
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => {}
+                    }
+                    continue;
+                }
+            },
+        };
+        match msg {
+            None => break None,
+            Some(Err(e)) => break Some(chain(&e)),
+            Some(Ok(Message::Close(f))) => close = f,
+            Some(Ok(m)) if m.is_text() || m.is_binary() => {
+                if !sh.quiet
+                    && let Some(s) = sh.fmt.message(&m)
+                {
+                    sh.out
+                        .out(format!("{} {peer} {}", sh.palette.received("<"), cut(s)));
+                }
+                let r = match &sh.hub {
+                    Some(h) => match PreparedMessage::new(m) {
+                        Ok(p) => {
+                            // No receiver is an error only when nobody is connected.
+                            let _ = h.send(Arc::new(p));
+                            Ok(())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    },
+                    None => ws.send(m).await.map_err(|e| chain(&e)),
+                };
+                if let Err(e) = r {
+                    break Some(e);
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+    };
+    let open = sh.open.fetch_sub(1, Relaxed) - 1;
+    if !sh.quiet {
+        let how = match (end, close) {
+            (Some(e), _) => sh.palette.error(&format!("failed: {e}")),
+            (None, Some(f)) if f.reason.as_str().is_empty() => format!("closed {}", f.code.0),
+            (None, Some(f)) => format!("closed {} {}", f.code.0, f.reason.as_str()),
+            (None, None) => "closed".into(),
+        };
+        sh.out
+            .out(sh.palette.control(&format!("- {peer} {how} ({open} open)")));
+    }
+}
