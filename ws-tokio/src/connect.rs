@@ -184,8 +184,15 @@ pub async fn connect_with_config(
     )
 }
 
-/// Connects to a URL with a full request (subprotocols, headers, settings, TLS); returns the
-/// connection and the server's response. The request's `host` and `path` default to the URL's.
+/// Connects to a URL with a full request (subprotocols, headers, settings, TLS, proxy);
+/// returns the connection and the server's response. The request's `host` and `path` default
+/// to the URL's.
+///
+/// The connection goes through the proxy that [`ClientRequest::proxy`] picks (by default the
+/// one the environment names, as curl does); a proxy's refusal is
+/// [`Error::Proxy`] with its status. `wss://` then runs TLS to the URL's host through the
+/// tunnel. The request's handshake timeout bounds all of it: TCP, the proxy, TLS and the
+/// HTTP upgrade.
 pub async fn connect_request(
     url: &str,
     mut request: ClientRequest,
@@ -201,17 +208,27 @@ pub async fn connect_request(
         request.path = u.path.clone();
     }
     let timeout = request.config.handshake_timeout;
-    let stream = match tokio::time::timeout(timeout, open(&u, &request)).await {
-        Ok(s) => s?,
-        Err(_) => return Err(Error::Timeout(ws_proto::TimeoutKind::Handshake)),
+    let all = async {
+        let stream = open(&u, &request).await?;
+        client(stream, request).await
     };
-    client(stream, request).await
+    match tokio::time::timeout(timeout, all).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout(ws_proto::TimeoutKind::Handshake)),
+    }
 }
 
-/// Opens the TCP connection, and TLS over it for `wss://`.
+/// Opens the TCP connection (directly or through the proxy), and TLS over it for `wss://`.
 async fn open(u: &Url, request: &ClientRequest) -> Result<MaybeTlsStream, Error> {
-    let tcp = TcpStream::connect((u.connect_host(), u.port)).await?;
-    tcp.set_nodelay(true)?;
+    let proxy = request.proxy.resolve(u.tls, u.connect_host(), u.port)?;
+    let tcp = match proxy {
+        Some(proxy) => proxy.connect(u.connect_host(), u.port).await?,
+        None => {
+            let tcp = TcpStream::connect((u.connect_host(), u.port)).await?;
+            tcp.set_nodelay(true)?;
+            tcp
+        }
+    };
     if !u.tls {
         return Ok(MaybeTlsStream::Plain(tcp));
     }

@@ -5,6 +5,8 @@ use std::io;
 
 use ws_proto::{CloseCode, HandshakeError, Limit, ProtocolError, TimeoutKind, Usage};
 
+use crate::proxy::ProxyError;
+
 /// An error from a WebSocket operation. Each way a connection can end, and each mistake a
 /// caller can make, has its own variant.
 #[derive(Debug)]
@@ -60,6 +62,19 @@ pub enum Error {
     /// Something the protocol forbids on our side: an oversized control frame, a bad close
     /// code, a configuration that makes no sense.
     Usage(Usage),
+    /// The proxy could not open the tunnel: its refusal with the HTTP status
+    /// ([`ProxyError::Refused`]) or SOCKS5 reply code, a bad proxy URL in the environment,
+    /// an unreachable proxy. Displayed as the proxy error itself.
+    Proxy(ProxyError),
+    /// A [`ReconnectingClient`](crate::reconnect::ReconnectingClient) is disconnected and its
+    /// queue of messages waiting for the next connection is full (with
+    /// [`QueueFull::Error`](crate::reconnect::QueueFull::Error)); the message was not queued.
+    QueueFull {
+        /// Messages in the queue.
+        messages: usize,
+        /// Payload bytes in the queue.
+        bytes: usize,
+    },
 }
 
 /// Why a URL was refused.
@@ -127,6 +142,12 @@ impl From<ws_proto::Error> for Error {
     }
 }
 
+impl From<ProxyError> for Error {
+    fn from(e: ProxyError) -> Self {
+        Error::Proxy(e)
+    }
+}
+
 impl From<UrlError> for Error {
     fn from(e: UrlError) -> Self {
         Error::InvalidUrl(e)
@@ -172,6 +193,12 @@ impl fmt::Display for Error {
             Error::Rejected { status } => write!(f, "the handshake was refused with HTTP {status}"),
             Error::InvalidUrl(_) => f.write_str("invalid WebSocket URL"),
             Error::Usage(u) => write!(f, "not allowed: {u}"),
+            Error::Proxy(e) => fmt::Display::fmt(e, f),
+            Error::QueueFull { messages, bytes } => write!(
+                f,
+                "disconnected, and the queue for the next connection is full \
+                 ({messages} messages, {bytes} bytes)"
+            ),
         }
     }
 }
@@ -183,6 +210,8 @@ impl std::error::Error for Error {
             Error::Protocol { error, .. } => Some(error),
             Error::Handshake(h) => Some(h),
             Error::InvalidUrl(u) => Some(u),
+            // Transparent: the proxy error's own message is this error's.
+            Error::Proxy(e) => e.source(),
             _ => None,
         }
     }

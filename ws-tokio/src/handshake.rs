@@ -7,6 +7,7 @@ use ws_proto::{Connection, HandshakeError, Role, TimeoutKind};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::proxy::ProxySetting;
 use crate::time::now_ms;
 use crate::websocket::WebSocket;
 
@@ -101,9 +102,18 @@ pub struct ClientRequest {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Connection settings.
     pub config: Config,
-    /// The TLS settings for `wss://` (default: the Mozilla roots, [`crate::default_tls_config`]).
+    /// The TLS settings for `wss://` (default: the Mozilla roots, [`crate::default_tls_config`];
+    /// build others with [`crate::tls::ClientTls`]). A configuration given here is used as it
+    /// is: its ALPN list and roots are the caller's.
     #[cfg(feature = "rustls")]
     pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// The proxy [`connect_request`](crate::connect_request) opens the connection through
+    /// (default: the one the environment names, see [`ProxySetting`]). TLS for `wss://` runs
+    /// through the tunnel, to the URL's host (its SNI name), never to the proxy. The whole
+    /// connection, proxy included, is bounded by the handshake timeout; the proxy's own
+    /// [`timeout`](crate::proxy::Proxy::timeout) (30 s by default) applies too, so the shorter
+    /// wins. [`client`] ignores this: its transport is already open.
+    pub proxy: ProxySetting,
 }
 
 impl ClientRequest {
@@ -138,6 +148,14 @@ impl ClientRequest {
     #[cfg(feature = "rustls")]
     pub fn tls(mut self, tls: std::sync::Arc<tokio_rustls::rustls::ClientConfig>) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Connect through this proxy (a [`Proxy`](crate::proxy::Proxy)), directly
+    /// ([`ProxySetting::Direct`]) or through the one the environment names
+    /// ([`ProxySetting::Environment`], the default).
+    pub fn proxy(mut self, proxy: impl Into<ProxySetting>) -> Self {
+        self.proxy = proxy.into();
         self
     }
 }

@@ -22,6 +22,10 @@
 //!   handshake deadlines, backoff on `EMFILE`, and graceful shutdown with 1001;
 //! - with the `load` feature, `load`: the load generator behind the `ws bench` command (echo,
 //!   pipelined, handshakes, idle memory, a k6-style scenario) and its k6 metrics;
+//! - [`proxy`]: HTTP `CONNECT` and SOCKS5 proxies, set in [`ClientRequest::proxy`] or taken
+//!   from `https_proxy` / `http_proxy` / `all_proxy` / `no_proxy`; `tls` (feature `rustls`):
+//!   client roots and certificates, the server's configuration from PEM files;
+//!   [`reconnect`]: a client that reconnects with backoff and queues what is sent meanwhile.
 //! - [`auth`]: bearer tokens (header, query, subprotocol) and [`origin`] checks for
 //!   [`accept_with`].
 //!
@@ -54,11 +58,12 @@ pub mod hyper;
 #[cfg(feature = "load")]
 pub mod load;
 pub mod proxy;
+pub mod reconnect;
 pub mod serve;
 mod split;
 mod time;
 #[cfg(feature = "rustls")]
-mod tls;
+pub mod tls;
 mod upgraded;
 mod websocket;
 

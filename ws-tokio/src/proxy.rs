@@ -442,6 +442,58 @@ impl Proxy {
     }
 }
 
+/// Which proxy a client connection made by [`connect_request`](crate::connect_request) (and
+/// [`connect`](crate::connect), and the reconnecting client) goes through: the
+/// [`ClientRequest::proxy`](crate::ClientRequest) setting.
+///
+/// The default is [`Environment`](ProxySetting::Environment), as in curl and in
+/// python-websockets (whose `proxy=True` default reads the same variables): a program that runs
+/// behind a corporate proxy works without code for it, and `no_proxy` keeps chosen hosts direct.
+///
+/// ```
+/// use ws_tokio::ClientRequest;
+/// use ws_tokio::proxy::{Proxy, ProxySetting};
+///
+/// let through = ClientRequest::default().proxy(Proxy::parse("socks5h://127.0.0.1:1080")?);
+/// assert!(matches!(through.proxy, ProxySetting::Proxy(_)));
+/// let direct = ClientRequest::default().proxy(ProxySetting::Direct);
+/// assert_eq!(direct.proxy, ProxySetting::Direct);
+/// assert_eq!(ClientRequest::default().proxy, ProxySetting::Environment);
+/// # Ok::<(), ws_tokio::proxy::ProxyError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxySetting {
+    /// The proxy the environment names for the URL, read at each connection
+    /// ([`Proxy::from_env`]: `https_proxy` for `wss://`, `http_proxy` for `ws://`, `all_proxy`,
+    /// `no_proxy`, lower case first); direct when it names none. A proxy URL there that does
+    /// not parse fails the connection ([`Error::Proxy`](crate::Error::Proxy)).
+    #[default]
+    Environment,
+    /// A direct connection, whatever the environment says.
+    Direct,
+    /// Through this proxy, for every host (`no_proxy` is not consulted, as in python-websockets
+    /// when a proxy is given).
+    Proxy(Proxy),
+}
+
+impl From<Proxy> for ProxySetting {
+    fn from(proxy: Proxy) -> Self {
+        ProxySetting::Proxy(proxy)
+    }
+}
+
+impl ProxySetting {
+    /// The proxy to use for `host:port` (`tls`: `wss://`), or `None` for a direct connection.
+    pub fn resolve(&self, tls: bool, host: &str, port: u16) -> Result<Option<Proxy>, ProxyError> {
+        match self {
+            ProxySetting::Environment => Proxy::from_env(tls, host, port),
+            ProxySetting::Direct => Ok(None),
+            ProxySetting::Proxy(p) => Ok(Some(p.clone())),
+        }
+    }
+}
+
 /// Where the proxy is to connect.
 #[derive(Debug)]
 enum Target<'a> {

@@ -8,13 +8,14 @@
 //! The proxies come from `tests/proxy/setup.sh` (apt-get), which these tests run themselves when a
 //! binary is missing; a test fails (it never skips) when the proxy still cannot be had.
 
+#[path = "proxy/daemons.rs"]
+mod daemons;
+
 use std::collections::HashMap;
-use std::net::{Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::Ipv6Addr;
 use std::time::Duration;
+
+use daemons::{dante, free_port, microsocks, tinyproxy};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,250 +30,6 @@ async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
         Ok(v) => v,
         Err(_) => panic!("timed out: {what}"),
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The proxies: found (installed when missing), configured in a temp dir, started, stopped.
-
-/// The path of a proxy binary, running `tests/proxy/setup.sh` once when one is missing.
-fn binary(name: &str) -> PathBuf {
-    fn find(name: &str) -> Option<PathBuf> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(["/usr/sbin".into(), "/usr/bin".into()])
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    }
-    static SETUP: OnceLock<String> = OnceLock::new();
-    if let Some(p) = find(name) {
-        return p;
-    }
-    let report = SETUP.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/proxy/setup.sh");
-        match Command::new("bash").arg(&script).output() {
-            Ok(out) => format!(
-                "{} exited with {}:\n{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(e) => format!("could not run {}: {e}", script.display()),
-        }
-    });
-    find(name).unwrap_or_else(|| {
-        panic!(
-            "{name} is not installed and tests/proxy/setup.sh could not install it \
-             (apt-get install -y tinyproxy dante-server microsocks): {report}"
-        )
-    })
-}
-
-/// A directory under the system's temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("ws-proxy-{what}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A proxy process listening on 127.0.0.1:`port`, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Daemon {
-    name: &'static str,
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: TempDir,
-}
-
-impl Daemon {
-    /// Starts `name` with the arguments and config file that `setup` writes for a fresh port in
-    /// `dir`, and waits until it listens; tries another port when the first was taken meanwhile.
-    fn start(name: &'static str, setup: impl Fn(&Path, u16) -> (Vec<String>, PathBuf)) -> Daemon {
-        let bin = binary(name);
-        let mut failures = String::new();
-        for _ in 0..3 {
-            let dir = TempDir::new(name);
-            let port = free_port();
-            let (args, log) = setup(&dir.0, port);
-            let child = Command::new(&bin)
-                .args(&args)
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(dir.0.join("stdout")).unwrap())
-                .stderr(std::fs::File::create(dir.0.join("stderr")).unwrap())
-                .spawn()
-                .unwrap_or_else(|e| panic!("could not start {}: {e}", bin.display()));
-            let mut daemon = Daemon {
-                name,
-                child,
-                port,
-                log,
-                _dir: dir,
-            };
-            match daemon.wait_listening() {
-                Ok(()) => return daemon,
-                Err(why) => failures.push_str(&format!("port {port}: {why}\n")),
-            }
-        }
-        panic!("{name} did not start:\n{failures}");
-    }
-
-    /// Polls (at most 10 s) until the port accepts connections, or the process exits.
-    fn wait_listening(&mut self) -> Result<(), String> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        for _ in 0..400 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!("exited with {status}: {}", self.output()));
-            }
-            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        Err(format!("not listening after 10 s: {}", self.output()))
-    }
-
-    fn output(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self._dir.0.join(name)).unwrap_or_default();
-        format!(
-            "stdout: {}\nstderr: {}\nlog: {}",
-            read("stdout"),
-            read("stderr"),
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        )
-    }
-
-    /// The proxy's log once it has a line containing `needle` (polled for at most 5 s).
-    fn log_line_with(&self, needle: &str) -> String {
-        for _ in 0..200 {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
-                return line.to_string();
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!(
-            "{} logged no line with {needle:?}:\n{}",
-            self.name,
-            self.output()
-        );
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SIGTERM lets dante stop the processes it forked; SIGKILL if it takes longer than 5 s.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        for _ in 0..200 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// tinyproxy on loopback, with `extra` config lines (BasicAuth, ConnectPort). Without any
-/// ConnectPort line it allows CONNECT to every port.
-fn tinyproxy(extra: &str) -> Daemon {
-    let extra = extra.to_string();
-    Daemon::start("tinyproxy", move |dir, port| {
-        let log = dir.join("tinyproxy.log");
-        let conf = dir.join("tinyproxy.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "Listen 127.0.0.1\nPort {port}\nTimeout 30\nLogLevel Connect\nLogFile \"{}\"\n\
-                 MaxClients 20\nAllow 127.0.0.1\nDisableViaHeader Yes\n{extra}\n",
-                log.display()
-            ),
-        )
-        .unwrap();
-        let args = vec!["-d".into(), "-c".into(), conf.display().to_string()];
-        (args, log)
-    })
-}
-
-/// dante's `danted` on loopback, no authentication, with `rules` before a rule that passes the
-/// rest. It logs every connect and every block.
-fn dante(rules: &str) -> Daemon {
-    let rules = rules.to_string();
-    // As root, dante wants to be told which users to run as.
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    let users = if root {
-        "user.privileged: root\nuser.unprivileged: nobody\n"
-    } else {
-        ""
-    };
-    Daemon::start("danted", move |dir, port| {
-        let log = dir.join("danted.log");
-        let conf = dir.join("danted.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "logoutput: {}\ninternal: 127.0.0.1 port = {port}\nexternal: 127.0.0.1\n\
-                 socksmethod: none\nclientmethod: none\n{users}\
-                 client pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}\n{rules}\n\
-                 socks pass {{ from: 0.0.0.0/0 to: 0.0.0.0/0 log: connect disconnect error }}\n",
-                log.display()
-            ),
-        )
-        .unwrap();
-        let args = vec![
-            "-f".into(),
-            conf.display().to_string(),
-            "-p".into(),
-            dir.join("danted.pid").display().to_string(),
-            "-N".into(),
-            "1".into(),
-        ];
-        (args, log)
-    })
-}
-
-/// microsocks on loopback, requiring this username and password (RFC 1929).
-fn microsocks(user: &str, password: &str) -> Daemon {
-    let (user, password) = (user.to_string(), password.to_string());
-    Daemon::start("microsocks", move |dir, port| {
-        let args = vec![
-            "-i".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            port.to_string(),
-            "-u".into(),
-            user.clone(),
-            "-P".into(),
-            password.clone(),
-        ];
-        (args, dir.join("stderr"))
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -766,4 +523,322 @@ async fn an_unreachable_proxy() {
         "{e}"
     );
     assert!(std::error::Error::source(&e).is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// `connect_request` through the proxies: set in the request, or named by the environment.
+
+/// `connect_request` to `url` with `request`, one message out and its echo back.
+async fn ws_exchange(url: &str, request: ClientRequest) -> Result<(), ws_tokio::Error> {
+    let (mut ws, response) =
+        bounded("connect_request", ws_tokio::connect_request(url, request)).await?;
+    assert_eq!(response.status, 101);
+    let text = format!("hello {url}");
+    ws.send(Message::text(text.clone())).await?;
+    let echo = bounded("echo", ws.recv()).await.expect("echo")?;
+    assert_eq!(echo, Message::text(text));
+    Ok(())
+}
+
+#[tokio::test]
+async fn connect_request_through_tinyproxy_with_basic_auth() {
+    let ws = ws_server().await;
+    let tp = tinyproxy("BasicAuth user pass");
+    let url = format!("ws://127.0.0.1:{ws}/chat");
+    let proxy = Proxy::parse(&format!("http://user:pass@127.0.0.1:{}", tp.port)).unwrap();
+    ws_exchange(&url, ClientRequest::default().proxy(proxy))
+        .await
+        .expect("through tinyproxy");
+    tp.log_line_with(&format!("CONNECT 127.0.0.1:{ws} HTTP/1.1"));
+    // A name goes to the proxy as it is, for the proxy to resolve.
+    let proxy = Proxy::parse(&format!("http://user:pass@127.0.0.1:{}", tp.port)).unwrap();
+    ws_exchange(
+        &format!("ws://localhost:{ws}/"),
+        ClientRequest::default().proxy(proxy),
+    )
+    .await
+    .expect("a name through tinyproxy");
+    tp.log_line_with(&format!("CONNECT localhost:{ws} HTTP/1.1"));
+
+    // Refusals come back as Error::Proxy, displayed with their status.
+    let none = Proxy::new(ProxyKind::Http, "127.0.0.1", tp.port);
+    let e = ws_exchange(&url, ClientRequest::default().proxy(none))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ws_tokio::Error::Proxy(ProxyError::Refused { status: 407 })
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "the proxy refused the tunnel: HTTP 407 (proxy authentication required or wrong)"
+    );
+    let wrong = Proxy::parse(&format!("http://user:nope@127.0.0.1:{}", tp.port)).unwrap();
+    let e = ws_exchange(&url, ClientRequest::default().proxy(wrong))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ws_tokio::Error::Proxy(ProxyError::Refused { status: 401 })
+        ),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn connect_request_through_socks5_with_and_without_credentials() {
+    let ws = ws_server().await;
+    let ms = microsocks("user", "pw");
+    let d = dante("");
+    for url in [
+        format!("socks5h://user:pw@127.0.0.1:{}", ms.port),
+        format!("socks5://user:pw@127.0.0.1:{}", ms.port),
+        format!("socks5h://127.0.0.1:{}", d.port),
+    ] {
+        let proxy = Proxy::parse(&url).unwrap();
+        ws_exchange(
+            &format!("ws://localhost:{ws}/"),
+            ClientRequest::default().proxy(proxy),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("through {url}: {e:?}"));
+    }
+    d.log_line_with(&format!("127.0.0.1.{ws}"));
+
+    let wrong = Proxy::new(ProxyKind::Socks5h, "127.0.0.1", ms.port).with_credentials("user", "x");
+    let e = ws_exchange(
+        &format!("ws://localhost:{ws}/"),
+        ClientRequest::default().proxy(wrong),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ws_tokio::Error::Proxy(ProxyError::SocksAuthFailed { .. })
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("rejected the username and password"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_socks5_refusal_gives_its_reply_code() {
+    let ws = ws_server().await;
+    let d = dante(&format!(
+        "socks block {{ from: 0.0.0.0/0 to: 127.0.0.1/32 port = {ws} log: connect error }}"
+    ));
+    let proxy = Proxy::new(ProxyKind::Socks5, "127.0.0.1", d.port);
+    let e = ws_exchange(
+        &format!("ws://127.0.0.1:{ws}/"),
+        ClientRequest::default().proxy(proxy),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ws_tokio::Error::Proxy(ProxyError::SocksRefused { reply: 2 })
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "the SOCKS5 proxy refused the connection: connection not allowed by ruleset (reply 2)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_handshake_timeout_bounds_the_proxy_too() {
+    // A proxy that accepts the TCP connection and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = "ws://example.com/";
+    // The handshake timeout (2 s) is shorter than the proxy's own (30 s): it wins.
+    let config = ws_tokio::Config::default().with_handshake_timeout(Duration::from_secs(2));
+    let start = tokio::time::Instant::now();
+    let e = ws_tokio::connect_request(
+        url,
+        ClientRequest::default().config(config).proxy(Proxy::new(
+            ProxyKind::Http,
+            "127.0.0.1",
+            port,
+        )),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ws_tokio::Error::Timeout(ws_tokio::TimeoutKind::Handshake)
+        ),
+        "{e:?}"
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    // A proxy timeout shorter than the handshake's (10 s by default) wins in its turn.
+    let start = tokio::time::Instant::now();
+    let proxy = Proxy::new(ProxyKind::Socks5h, "127.0.0.1", port)
+        .with_timeout(Some(Duration::from_millis(1500)));
+    let e = ws_tokio::connect_request(url, ClientRequest::default().proxy(proxy))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ws_tokio::Error::Proxy(ProxyError::Timeout)),
+        "{e:?}"
+    );
+    assert_eq!(start.elapsed(), Duration::from_millis(1500));
+    drop(listener);
+}
+
+// The process environment: each case runs `env_child` (below) in a child process of this test
+// binary, with the proxy variables set as the case says and every other one removed, so that
+// the real `std::env` lookup of `connect` is what is tested and no test changes this process's
+// environment.
+
+const PROXY_VARS: &[&str] = &[
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "REQUEST_METHOD",
+];
+
+/// Runs `env_child` with `vars`, connecting to `url` (`direct`: with `ProxySetting::Direct`);
+/// returns what the child printed after `outcome:` ("ok", or the error's Debug form).
+fn run_child(vars: &[(&str, String)], url: &str, direct: bool) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "--exact",
+        "env_child",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for name in PROXY_VARS {
+        cmd.env_remove(name);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.env("WS_ENV_CHILD_URL", url);
+    if direct {
+        cmd.env("WS_ENV_CHILD_DIRECT", "1");
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("outcome: ").map(|(_, o)| o))
+        .unwrap_or_else(|| panic!("no outcome in:\n{stdout}"))
+        .to_string()
+}
+
+#[tokio::test]
+#[ignore = "run by connect_reads_the_proxy_environment, in a child process with its variables"]
+async fn env_child() {
+    let url = std::env::var("WS_ENV_CHILD_URL").expect("WS_ENV_CHILD_URL");
+    let mut request = ClientRequest::default();
+    if std::env::var_os("WS_ENV_CHILD_DIRECT").is_some() {
+        request = request.proxy(ws_tokio::proxy::ProxySetting::Direct);
+    }
+    match ws_exchange(&url, request).await {
+        Ok(()) => println!("outcome: ok"),
+        Err(e) => println!("outcome: {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connect_reads_the_proxy_environment() {
+    let ws = ws_server().await;
+    let tp = tinyproxy("BasicAuth user pass");
+    let ms = microsocks("user", "pw");
+    let dead = free_port();
+    let url = format!("ws://127.0.0.1:{ws}/env");
+    let tiny = format!("http://user:pass@127.0.0.1:{}", tp.port);
+    let run = |vars: &[(&str, String)], direct| {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let vars: Vec<(&str, String)> =
+                vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            run_child(&vars, &url, direct)
+        })
+    };
+
+    // HTTP_PROXY (upper case) for ws://, through tinyproxy with Basic credentials.
+    let got = run(&[("HTTP_PROXY", tiny.clone())], false).await.unwrap();
+    assert_eq!(got, "ok");
+    tp.log_line_with(&format!("CONNECT 127.0.0.1:{ws} HTTP/1.1"));
+
+    // The lower-case name wins over the upper-case one (which names a dead port).
+    let vars = [
+        ("http_proxy", tiny.clone()),
+        ("HTTP_PROXY", format!("http://127.0.0.1:{dead}")),
+    ];
+    assert_eq!(run(&vars, false).await.unwrap(), "ok");
+
+    // ALL_PROXY with SOCKS5 and credentials; wrong ones show that it was used.
+    let socks = format!("socks5h://user:pw@127.0.0.1:{}", ms.port);
+    assert_eq!(run(&[("ALL_PROXY", socks)], false).await.unwrap(), "ok");
+    let wrong = format!("socks5h://user:bad@127.0.0.1:{}", ms.port);
+    let got = run(&[("all_proxy", wrong)], false).await.unwrap();
+    assert!(got.starts_with("Proxy(SocksAuthFailed"), "{got}");
+
+    // https_proxy is for wss:// only: a ws:// URL goes direct.
+    let vars = [("https_proxy", format!("http://127.0.0.1:{dead}"))];
+    assert_eq!(run(&vars, false).await.unwrap(), "ok");
+
+    // A dead proxy fails the connection ...
+    let dead_proxy = ("http_proxy", format!("http://127.0.0.1:{dead}"));
+    let got = run(std::slice::from_ref(&dead_proxy), false).await.unwrap();
+    assert!(got.starts_with("Proxy(Connect("), "{got}");
+    // ... unless NO_PROXY (or no_proxy) names the host, or the request says Direct.
+    for no_proxy in [
+        ("NO_PROXY", "127.0.0.1".to_string()),
+        ("no_proxy", format!("example.com, 127.0.0.1:{ws}")),
+        ("no_proxy", "127.0.0.0/8".to_string()),
+    ] {
+        let got = run(&[dead_proxy.clone(), no_proxy.clone()], false)
+            .await
+            .unwrap();
+        assert_eq!(got, "ok", "{no_proxy:?}");
+    }
+    let got = run(
+        &[dead_proxy.clone(), ("no_proxy", "localhost".into())],
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(
+        got.starts_with("Proxy(Connect("),
+        "a name bypassed an address: {got}"
+    );
+    assert_eq!(run(&[dead_proxy], true).await.unwrap(), "ok");
+
+    // A proxy URL in the environment that does not parse is an error, not a direct connection.
+    let got = run(&[("http_proxy", "ftp://127.0.0.1:21".into())], false)
+        .await
+        .unwrap();
+    assert!(got.starts_with("Proxy(UnsupportedScheme"), "{got}");
 }

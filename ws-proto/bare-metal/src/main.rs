@@ -52,8 +52,16 @@ fn main() -> ! {
     // Pair 1: every kind of message, keepalive, then the client closes.
     handshake(&mut host, &mut rng, &mut wires);
     let seed = rng.next_u64();
-    let client = install(&mut host, &mut *CLIENT, Peer::client(None, seed, clock.now()));
-    let server = install(&mut host, &mut *SERVER, Peer::server(Some(PING_EVERY), clock.now()));
+    let client = install(
+        &mut host,
+        &mut *CLIENT,
+        Peer::client(None, seed, clock.now()),
+    );
+    let server = install(
+        &mut host,
+        &mut *SERVER,
+        Peer::server(Some(PING_EVERY), clock.now()),
+    );
     messages(&mut host, client, server, &mut wires);
     keepalive(&mut host, client, server, &mut wires, &mut clock);
     close_from_client(&mut host, client, server, &mut wires, &mut clock);
@@ -62,15 +70,27 @@ fn main() -> ! {
     // Pair 2, in the same static memory: the server closes.
     handshake(&mut host, &mut rng, &mut wires);
     let seed = rng.next_u64();
-    let client = install(&mut host, &mut *CLIENT, Peer::client(None, seed, clock.now()));
+    let client = install(
+        &mut host,
+        &mut *CLIENT,
+        Peer::client(None, seed, clock.now()),
+    );
     let server = install(&mut host, &mut *SERVER, Peer::server(None, clock.now()));
     close_from_server(&mut host, client, server, &mut wires);
     host.put("ok: pair 2 (server closes)\n");
 
     // Pair 3: a silent client; the server's keepalive pong times out.
     let seed = rng.next_u64();
-    let client = install(&mut host, &mut *CLIENT, Peer::client(None, seed, clock.now()));
-    let server = install(&mut host, &mut *SERVER, Peer::server(Some(PING_EVERY), clock.now()));
+    let client = install(
+        &mut host,
+        &mut *CLIENT,
+        Peer::client(None, seed, clock.now()),
+    );
+    let server = install(
+        &mut host,
+        &mut *SERVER,
+        Peer::server(Some(PING_EVERY), clock.now()),
+    );
     pong_timeout(&mut host, client, server, &mut wires, &mut clock);
     host.put("ok: pair 3 (pong timeout)\n");
 

@@ -149,25 +149,37 @@ impl Reader {
 
     /// Waits for the core's next deadline; acts on it when it comes. Ready when time moved
     /// the core on.
+    ///
+    /// The timer is moved only to an earlier deadline: when the core's deadline moved later
+    /// (a message's deadline cleared, the idle deadline pushed back by a read), the armed
+    /// timer fires early and is then moved to the new deadline, so reads and writes do not
+    /// touch the timer wheel.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(at) = self.conn.poll_timeout() else {
-            self.timer = None;
-            self.timer_at = u64::MAX;
+            // An armed timer may fire for nothing; it is moved when a deadline comes back.
             return Poll::Pending;
         };
-        if at != self.timer_at {
-            self.timer_at = at;
-            match &mut self.timer {
-                Some(t) => t.as_mut().reset(instant_of(at)),
-                None => self.timer = Some(Box::pin(tokio::time::sleep_until(instant_of(at)))),
+        loop {
+            if at < self.timer_at || self.timer.is_none() {
+                self.timer_at = at;
+                match &mut self.timer {
+                    Some(t) => t.as_mut().reset(instant_of(at)),
+                    None => self.timer = Some(Box::pin(tokio::time::sleep_until(instant_of(at)))),
+                }
             }
+            let Some(t) = self.timer.as_mut() else {
+                return Poll::Pending;
+            };
+            ready!(t.as_mut().poll(cx));
+            if self.timer_at >= at {
+                // The timer was armed for this deadline.
+                self.timer_at = u64::MAX;
+                let _ = self.conn.handle_timeout(now_ms().max(at));
+                return Poll::Ready(());
+            }
+            // Armed for a deadline that has moved later: move it there.
+            self.timer_at = u64::MAX;
         }
-        let Some(t) = self.timer.as_mut() else {
-            return Poll::Pending;
-        };
-        ready!(t.as_mut().poll(cx));
-        let _ = self.conn.handle_timeout(now_ms().max(at));
-        Poll::Ready(())
     }
 
     /// The transport failed: nothing more can be sent or received.
