@@ -77,12 +77,22 @@ impl Drop for Server {
     }
 }
 
+/// Proxy variables of the environment `ws connect` would follow.
+const PROXY_VARS: [&str; 6] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+];
+
 fn ws(args: &[&str]) -> Output {
-    Command::new(WS)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("ws runs")
+    let mut c = Command::new(WS);
+    for v in PROXY_VARS {
+        c.env_remove(v);
+    }
+    c.args(args).stdin(Stdio::null()).output().expect("ws runs")
 }
 
 fn text(b: &[u8]) -> String {

@@ -30,6 +30,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 TINYPROXY=$(command -v tinyproxy || echo /usr/bin/tinyproxy)
 
+# `ws connect` follows the environment's proxy, as curl does: none here but the one step 3 sets.
+unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
+
 start=$(date +%s)
 cargo build -q -p ws-tokio --features cli --bin ws
 WS=$PWD/target/debug/ws
@@ -142,7 +145,21 @@ out=$("$WS" connect --proxy "http://127.0.0.1:$tp_port" -x "through the proxy" -
 [ "$out" = "through the proxy" ] || fail "--proxy printed \"$out\""
 wait_file "$tmp/tinyproxy.log" "CONNECT"
 grep -F "CONNECT" "$tmp/tinyproxy.log" | grep -qF "127.0.0.1:$port" || fail "tinyproxy did not log the tunnel to $port"
-echo "ok: the message went through tinyproxy's CONNECT tunnel"
+tunnels=$(grep -c "CONNECT" "$tmp/tinyproxy.log")
+# The proxy the environment names, as curl takes it; --no-proxy goes around it.
+out=$(http_proxy="http://127.0.0.1:$tp_port" "$WS" connect -x "via http_proxy" -w 1s "ws://127.0.0.1:$port/")
+[ "$out" = "via http_proxy" ] || fail "http_proxy printed \"$out\""
+for _ in $(seq 100); do
+  [ "$(grep -c "CONNECT" "$tmp/tinyproxy.log")" -gt "$tunnels" ] && break
+  sleep 0.1
+done
+[ "$(grep -c "CONNECT" "$tmp/tinyproxy.log")" -gt "$tunnels" ] || fail "http_proxy did not go through tinyproxy"
+tunnels=$(grep -c "CONNECT" "$tmp/tinyproxy.log")
+out=$(http_proxy="http://127.0.0.1:$tp_port" "$WS" connect --no-proxy -x "direct" -w 1s "ws://127.0.0.1:$port/")
+[ "$out" = "direct" ] || fail "--no-proxy printed \"$out\""
+sleep 0.5
+[ "$(grep -c "CONNECT" "$tmp/tinyproxy.log")" = "$tunnels" ] || fail "--no-proxy went through the proxy"
+echo "ok: --proxy and http_proxy went through tinyproxy's CONNECT tunnel, --no-proxy around it"
 
 echo "== 4. wss:// with a CA made here"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \

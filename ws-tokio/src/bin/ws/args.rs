@@ -78,6 +78,11 @@ pub(crate) struct ClientOpts {
             socks5://host:port or socks5h://host:port (the proxy resolves the name)"
     )]
     pub(crate) proxy: Option<String>,
+    /// Connect directly, even if http_proxy, https_proxy or all_proxy name a proxy (which
+    /// `ws connect` otherwise uses, as curl does, unless no_proxy lists the host; `ws bench`
+    /// uses --proxy only).
+    #[arg(long, conflicts_with = "proxy")]
+    pub(crate) no_proxy: bool,
     /// Do not offer permessage-deflate compression.
     #[arg(long)]
     pub(crate) no_compression: bool,

@@ -1,12 +1,13 @@
 //! `ws connect`: an interactive client, or with `-x` a one-shot one for scripts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use rustyline_async::{Readline, ReadlineEvent};
 use tokio::sync::mpsc;
 use ws_tokio::load::Target;
-use ws_tokio::proxy::Proxy;
+use ws_tokio::proxy::{Proxy, ProxySetting};
 use ws_tokio::{
     ClientRequest, CloseCode, CloseFrame, Config, Error, MaybeTlsStream, Message, ReadHalf,
     Response, WebSocket,
@@ -40,22 +41,47 @@ pub(crate) const INSECURE_WARNING: &str = "WARNING: --insecure: the server's cer
 checked. Anyone on the network path can read and change this connection. Use it only with \
 test servers.";
 
-/// The target of `url` with the client options: headers, subprotocols, proxy, TLS roots.
-/// Errors are the user's (bad URL, proxy URL or CA file).
+/// What the client options set up: the proxy, the TLS configuration, the header fields.
+/// Errors are the user's (bad proxy URL or CA file).
+pub(crate) struct Setup {
+    /// Where connections go through.
+    pub(crate) proxy: ProxySetting,
+    /// For `wss://` (`None`: the Mozilla roots).
+    pub(crate) tls: Option<Arc<ws_tokio::tls::rustls::ClientConfig>>,
+    /// `-H`, `--origin`, `--auth`.
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+pub(crate) fn setup(o: &ClientOpts) -> Result<Setup, String> {
+    let proxy = match (&o.proxy, o.no_proxy) {
+        (Some(p), _) => {
+            ProxySetting::Proxy(Proxy::parse(p).map_err(|e| format!("--proxy: {}", chain(&e)))?)
+        }
+        (None, true) => ProxySetting::Direct,
+        (None, false) => ProxySetting::Environment,
+    };
+    Ok(Setup {
+        proxy,
+        tls: tls::client_config(o.ca.as_deref(), o.insecure)?,
+        headers: request_headers(o),
+    })
+}
+
+/// The load generator's target for `url` with the client options. It goes through
+/// `--proxy` only: a load run does not take its proxy from the environment.
 pub(crate) fn target(url: &str, o: &ClientOpts) -> Result<Target, String> {
+    let s = setup(o)?;
     let mut t = Target::parse(url).map_err(|e| format!("{url}: {}", chain(&e)))?;
-    for (name, value) in request_headers(o) {
+    for (name, value) in s.headers {
         t = t.with_header(name, value);
     }
     for p in &o.subprotocols {
         t = t.with_protocol(p.clone());
     }
-    if let Some(p) = &o.proxy {
-        let proxy = Proxy::parse(p).map_err(|e| format!("--proxy: {}", chain(&e)))?;
-        t = t.with_proxy(Some(proxy));
+    if let ProxySetting::Proxy(p) = s.proxy {
+        t = t.with_proxy(Some(p));
     }
-    let tls = tls::client_config(o.ca.as_deref(), o.insecure)?;
-    Ok(t.with_tls_config(tls))
+    Ok(t.with_tls_config(s.tls))
 }
 
 /// `-H`, `--origin` and `--auth` as header fields.
@@ -74,37 +100,38 @@ fn request_headers(o: &ClientOpts) -> Vec<(String, String)> {
 /// Opens the connection: transport (proxy, TLS) and the opening handshake, all within
 /// `--connect-timeout`.
 async fn open(
-    target: &Target,
+    url: &str,
+    setup: &Setup,
     o: &ClientOpts,
 ) -> Result<(WebSocket<MaybeTlsStream>, Response), String> {
+    // The handshake timeout bounds all of it: TCP, the proxy, TLS and the upgrade.
     let mut config = Config::default().with_handshake_timeout(o.connect_timeout);
     if o.no_compression {
         config = config.with_compression(None);
     }
-    let mut request = ClientRequest::new(target.host_header(), target.path()).config(config);
+    let mut request = ClientRequest::default()
+        .config(config)
+        .proxy(setup.proxy.clone());
+    if let Some(tls) = &setup.tls {
+        request = request.tls(tls.clone());
+    }
     for p in &o.subprotocols {
         request = request.protocol(p.clone());
     }
-    for (name, value) in request_headers(o) {
-        request = request.header(name, value);
+    for (name, value) in &setup.headers {
+        request = request.header(name.clone(), value.clone());
     }
-    let attempt = async {
-        let stream = target.open().await.map_err(|e| chain(&e))?;
-        ws_tokio::client(stream, request)
-            .await
-            .map_err(|e| describe_connect_error(&e))
-    };
-    match tokio::time::timeout(o.connect_timeout, attempt).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("no connection within {:?}", o.connect_timeout)),
-    }
+    ws_tokio::connect_request(url, request)
+        .await
+        .map_err(|e| describe_connect_error(&e, o))
 }
 
-fn describe_connect_error(e: &Error) -> String {
+fn describe_connect_error(e: &Error, o: &ClientOpts) -> String {
     match e {
         Error::Rejected { status } => {
             format!("the server refused the handshake with HTTP {status}")
         }
+        Error::Timeout(_) => format!("no connection within {:?}", o.connect_timeout),
         e => chain(e),
     }
 }
@@ -251,8 +278,12 @@ async fn session(a: ConnectArgs) -> i32 {
     let scripted = !a.execute.is_empty();
     let out_palette = Palette::new(wants_color(&std::io::stdout(), a.no_color));
     let err_palette = Palette::new(wants_color(&std::io::stderr(), a.no_color));
-    let target = match target(&a.url, &a.client) {
-        Ok(t) => t,
+    // A URL that cannot be connected to, a bad proxy URL or CA file: the user's mistakes.
+    let checked = Target::parse(&a.url)
+        .map_err(|e| format!("{}: {}", a.url, chain(&e)))
+        .and_then(|_| setup(&a.client));
+    let setup = match checked {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("{}", err_palette.error(&format!("error: {e}")));
             return exit::USAGE;
@@ -274,7 +305,7 @@ async fn session(a: ConnectArgs) -> i32 {
     if a.client.insecure {
         eprintln!("{}", err_palette.warning(INSECURE_WARNING));
     }
-    let (ws, response) = match open(&target, &a.client).await {
+    let (ws, response) = match open(&a.url, &setup, &a.client).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!(

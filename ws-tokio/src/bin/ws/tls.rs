@@ -6,30 +6,23 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tokio_rustls::rustls::client::danger::{
+use ws_tokio::tls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
-use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use tokio_rustls::rustls::{
-    self, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme,
+use ws_tokio::tls::rustls::crypto::{CryptoProvider, ring};
+use ws_tokio::tls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use ws_tokio::tls::rustls::{
+    self, ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme,
 };
+use ws_tokio::tls::{ALPN_HTTP11, ClientTls, ServerTls, ServerTlsStream, TlsAcceptor};
 
-/// The ALPN protocol offered and accepted: the opening handshake is HTTP/1.1.
-const ALPN: &[u8] = b"http/1.1";
-/// A server's TLS handshake must finish within this.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::connect::chain;
+
 /// TLS handshakes in progress at once; further connections wait in the listen backlog.
 const MAX_TLS_HANDSHAKES: usize = 256;
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(ring::default_provider())
-}
 
 /// The client configuration for `--ca` and `--insecure`, or `None` for ws-tokio's default (the
 /// Mozilla roots).
@@ -37,55 +30,34 @@ pub(crate) fn client_config(
     ca: Option<&Path>,
     insecure: bool,
 ) -> Result<Option<Arc<ClientConfig>>, String> {
-    if ca.is_none() && !insecure {
-        return Ok(None);
-    }
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?;
-    let mut config = if insecure {
-        builder
+    if insecure {
+        // ws_tokio::tls::ClientTls always verifies: the verifier that does not is built here,
+        // with the same provider and ALPN.
+        let provider = Arc::new(ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
-            .with_no_client_auth()
-    } else {
-        let mut roots = RootCertStore::empty();
-        let path = ca.unwrap_or(Path::new(""));
-        let certs = read_certs(path)?;
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    Ok(Some(Arc::new(config)))
-}
-
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no certificate in it", path.display()));
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+        return Ok(Some(Arc::new(config)));
     }
-    Ok(certs)
+    let Some(ca) = ca else {
+        return Ok(None);
+    };
+    ClientTls::new()
+        .with_root_pem_file(ca)
+        .and_then(ClientTls::build)
+        .map(Some)
+        .map_err(|e| format!("--ca {}: {}", ca.display(), chain(&e)))
 }
 
 /// The server configuration for `--tls CERT KEY`.
 pub(crate) fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
-    let certs = read_certs(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("{} and its key: {e}", cert.display()))?;
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    Ok(Arc::new(config))
+    ServerTls::from_pem_files(cert, key)
+        .and_then(ServerTls::build)
+        .map_err(|e| chain(&e))
 }
 
 /// `--insecure`: takes any certificate for any name. The handshake's signatures are still
@@ -142,16 +114,15 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 /// Told of each failed TLS handshake: the client's address and the error.
 type OnFailure = Box<dyn Fn(SocketAddr, &str) + Send>;
 
-type Handshake =
-    Result<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr), (SocketAddr, String)>;
+type Handshake = Result<(ServerTlsStream<TcpStream>, SocketAddr), (SocketAddr, String)>;
 
 /// A TCP listener whose connections come out of their TLS handshake: each handshake runs in a
-/// task of its own (at most [`MAX_TLS_HANDSHAKES`] at once, each within
-/// [`TLS_HANDSHAKE_TIMEOUT`]), so one slow client holds up no other. `accept` is cancel-safe:
+/// task of its own (at most [`MAX_TLS_HANDSHAKES`] at once, each within ws-tokio's
+/// `DEFAULT_TLS_HANDSHAKE_TIMEOUT`), so one slow client holds up no other. `accept` is cancel-safe:
 /// the TCP accept and the join of finished handshakes both are.
 pub(crate) struct TlsListener {
     tcp: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    acceptor: TlsAcceptor,
     handshakes: JoinSet<Handshake>,
     on_failure: OnFailure,
 }
@@ -164,7 +135,7 @@ impl TlsListener {
     ) -> TlsListener {
         TlsListener {
             tcp,
-            acceptor: tokio_rustls::TlsAcceptor::from(config),
+            acceptor: TlsAcceptor::new(config),
             handshakes: JoinSet::new(),
             on_failure: Box::new(on_failure),
         }
@@ -172,7 +143,7 @@ impl TlsListener {
 }
 
 impl ws_tokio::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Io = ServerTlsStream<TcpStream>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> io::Result<(Self::Io, SocketAddr)> {
@@ -183,10 +154,10 @@ impl ws_tokio::Listener for TlsListener {
                     let _ = tcp.set_nodelay(true);
                     let acceptor = self.acceptor.clone();
                     self.handshakes.spawn(async move {
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                            Ok(Ok(tls)) => Ok((tls, addr)),
-                            Ok(Err(e)) => Err((addr, e.to_string())),
-                            Err(_) => Err((addr, "timed out".into())),
+                        // Bounded by the acceptor's handshake timeout.
+                        match acceptor.accept(tcp).await {
+                            Ok(tls) => Ok((tls, addr)),
+                            Err(e) => Err((addr, chain(&e))),
                         }
                     });
                 }
