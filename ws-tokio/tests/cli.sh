@@ -9,7 +9,8 @@
 #      --insecure (works, with its warning);
 #   5. `ws bench`: the k6 scenario at 1,000 virtual users (10 s ramp, 15 s in all, sessions of
 #      5 s), no errors, every session and message accounted for;
-#   6. the Rust tests of the binary (tests/cli.rs, its unit tests) and of ws_tokio::load.
+#   6. the Rust tests of the binary (tests/cli.rs, its unit tests) and of ws_tokio::load
+#      (tests/load.rs and its unit tests).
 # Installs tmux, tinyproxy and openssl with apt-get when they are missing.
 #
 #   bash ws-tokio/tests/cli.sh
@@ -209,7 +210,7 @@ print(f"ok: {sessions} sessions, {sent} messages echoed, peak {r['peak_connectio
 EOF
 
 echo "== 6. the binary's Rust tests, and the load module's (feature-gated, so not in the workspace run)"
-cargo test -p ws-tokio --features cli --test cli --bins --lib 2>&1 | grep -E "^test result|FAILED|panicked|Running"
+cargo test -p ws-tokio --features cli --test cli --test load --bins --lib 2>&1 | grep -E "^test result|FAILED|panicked|Running"
 test "${PIPESTATUS[0]}" = 0 || fail "cargo test failed"
 
 echo "cli.sh: all passed in $(($(date +%s) - start)) s"

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use ws_proto::frame::OpCode;
 
 use super::client::{Halves, LoadClient, Rng, encode_frame};
+use super::stats::{SharedTrend, TrendBatch};
 use super::{K6Metrics, Progress, Target, Trend, sys};
 
 const WARMUP: u8 = 0;
@@ -335,10 +336,9 @@ async fn connect_many(
     out
 }
 
-/// What a per-connection task reports.
+/// What a per-connection task reports (its latencies went into a [`SharedTrend`]).
 #[derive(Default)]
 struct TaskOut {
-    hist: Trend,
     counted: u64,
     sent: u64,
     received: u64,
@@ -409,8 +409,6 @@ async fn collect(set: &mut JoinSet<TaskOut>, res: &mut LoadResult) {
     loop {
         match tokio::time::timeout_at(deadline, set.join_next()).await {
             Ok(Some(Ok(t))) => {
-                res.latency.merge(&t.hist);
-                res.k6.round_trip.merge(&t.hist);
                 res.count += t.counted;
                 res.k6.msgs_sent += t.sent;
                 res.k6.msgs_received += t.received;
@@ -502,9 +500,11 @@ async fn echo(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResult> {
     let payload: Arc<[u8]> = make_payload(o.size, o.text, &mut Rng::from_entropy()).into();
     let opcode = if o.text { OpCode::Text } else { OpCode::Binary };
     let phase = Arc::new(AtomicU8::new(WARMUP));
+    let window_trend = SharedTrend::default();
     let mut set = JoinSet::new();
     for (mut c, started) in clients {
         let (payload, phase, progress) = (payload.clone(), phase.clone(), progress.clone());
+        let mut hist = window_trend.batch();
         set.spawn(async move {
             let mut t = TaskOut::default();
             while phase.load(Relaxed) != STOP {
@@ -528,7 +528,7 @@ async fn echo(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResult> {
                 Progress::add(&progress.received, 1);
                 if phase.load(Relaxed) == MEASURE {
                     t.counted += 1;
-                    t.hist.record(t0.elapsed());
+                    hist.record(t0.elapsed());
                 }
             }
             if !t.failed && !c.close(CLOSE_TIMEOUT).await {
@@ -539,12 +539,15 @@ async fn echo(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResult> {
             }
             progress.session_closed();
             t.session = started.elapsed();
+            hist.flush();
             t
         });
     }
     window(&o, &phase, &mut res).await;
     collect(&mut set, &mut res).await;
     res.total_secs = started.elapsed().as_secs_f64();
+    res.latency = window_trend.snapshot();
+    res.k6.round_trip = res.latency.clone();
     finish_memory(mem, &mut res).await;
     Ok(res)
 }
@@ -565,19 +568,28 @@ pub fn run_pipeline_with(o: &LoadOpts, progress: &Arc<Progress>) -> io::Result<L
 async fn pipeline(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResult> {
     let started = Instant::now();
     let mut res = LoadResult::default();
-    let size = o.size.max(8);
+    // Room for the send time: 8 bytes, or 16 hex digits in a text message.
+    let size = o.size.max(if o.text { 16 } else { 8 });
     let (clients, mem) = open_all(&o, 256 << 10, &mut res, &progress).await?;
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let base = Instant::now();
+    let window_trend = SharedTrend::default();
     let mut set = JoinSet::new();
     for (c, started) in clients {
         let (phase, progress) = (phase.clone(), progress.clone());
+        let hist = window_trend.batch();
         let payload = make_payload(size, o.text, &mut Rng::from_entropy());
         let opcode = if o.text { OpCode::Text } else { OpCode::Binary };
         let inflight = o.inflight;
         set.spawn(async move {
-            let mut t =
-                pipelined_connection(c, opcode, payload, inflight, phase, base, &progress).await;
+            let pipe = Pipe {
+                opcode,
+                payload,
+                inflight,
+                phase,
+                base,
+            };
+            let mut t = pipelined_connection(c, pipe, &progress, hist).await;
             if t.failed {
                 Progress::add(&progress.errors, 1);
             }
@@ -589,21 +601,58 @@ async fn pipeline(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResult
     window(&o, &phase, &mut res).await;
     collect(&mut set, &mut res).await;
     res.total_secs = started.elapsed().as_secs_f64();
+    res.latency = window_trend.snapshot();
+    res.k6.round_trip = res.latency.clone();
     finish_memory(mem, &mut res).await;
     Ok(res)
+}
+
+/// Writes the send time `ns` at the start of `payload` (at least 8 bytes, 16 for text): its
+/// bytes, or for a text message (which must stay UTF-8) 16 hex digits.
+fn stamp(payload: &mut [u8], ns: u64, text: bool) {
+    if text {
+        let digits = format!("{ns:016x}");
+        payload[..16].copy_from_slice(digits.as_bytes());
+    } else {
+        payload[..8].copy_from_slice(&ns.to_le_bytes());
+    }
+}
+
+/// The send time [`stamp`] wrote, from a received payload's first bytes.
+fn read_stamp(head: &[u8], text: bool) -> Option<u64> {
+    if text {
+        let digits = std::str::from_utf8(head.get(..16)?).ok()?;
+        u64::from_str_radix(digits, 16).ok()
+    } else {
+        Some(u64::from_le_bytes(head.get(..8)?.try_into().ok()?))
+    }
+}
+
+/// What a pipelined connection sends, and when.
+struct Pipe {
+    opcode: OpCode,
+    payload: Vec<u8>,
+    inflight: usize,
+    phase: Arc<AtomicU8>,
+    /// The send times in payloads count from here.
+    base: Instant,
 }
 
 /// One pipelined connection: a writer task and a reader (this task), then the close
 /// handshake.
 async fn pipelined_connection(
     c: LoadClient,
-    opcode: OpCode,
-    mut payload: Vec<u8>,
-    inflight: usize,
-    phase: Arc<AtomicU8>,
-    base: Instant,
+    pipe: Pipe,
     progress: &Arc<Progress>,
+    mut hist: TrendBatch,
 ) -> TaskOut {
+    let Pipe {
+        opcode,
+        mut payload,
+        inflight,
+        phase,
+        base,
+    } = pipe;
     let LoadClient {
         stream,
         mut reader,
@@ -646,7 +695,7 @@ async fn pipelined_connection(
                 }
                 buf.clear();
                 let ts = base.elapsed().as_nanos() as u64;
-                payload[..8].copy_from_slice(&ts.to_le_bytes());
+                stamp(&mut payload, ts, opcode == OpCode::Text);
                 for _ in 0..n {
                     encode_frame(&mut buf, opcode, &payload, &mut rng);
                 }
@@ -686,12 +735,14 @@ async fn pipelined_connection(
                 t.received += 1;
                 Progress::add(&progress.received, 1);
                 sem.add_permits(1);
-                let mut ts = [0u8; 8];
-                ts.copy_from_slice(&f.head[..8]);
                 let now = base.elapsed().as_nanos() as u64;
                 if phase.load(Relaxed) == MEASURE {
+                    let Some(ts) = read_stamp(f.head(), f.opcode == OpCode::Text) else {
+                        t.failed = true;
+                        break;
+                    };
                     t.counted += 1;
-                    t.hist.record_ns(now.saturating_sub(u64::from_le_bytes(ts)));
+                    hist.record_ns(now.saturating_sub(ts));
                 }
             }
             OpCode::Pong | OpCode::Ping => {}
@@ -743,14 +794,17 @@ async fn handshakes(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResu
     let target = o.target.clone().resolve().await?;
     let mut res = LoadResult::default();
     let phase = Arc::new(AtomicU8::new(WARMUP));
+    let trends = SharedK6::default();
+    let window_trend = SharedTrend::default();
     let mut seeds = Rng::from_entropy();
     let mut set = JoinSet::new();
     for _ in 0..o.conns {
         let (phase, progress, target) = (phase.clone(), progress.clone(), target.clone());
         let mut rng = Rng::with_seed(seeds.next_u64());
+        let mut mine = trends.task();
+        let mut hist = window_trend.batch();
         set.spawn(async move {
             let mut t = TaskOut::default();
-            let mut mine = K6Metrics::default();
             let mut fails = 0u64;
             while phase.load(Relaxed) != STOP && fails < 100 {
                 let t0 = Instant::now();
@@ -765,33 +819,33 @@ async fn handshakes(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResu
                     continue;
                 };
                 mine.connecting.record(t0.elapsed());
-                mine.sessions += 1;
+                mine.counts.sessions += 1;
                 progress.session_opened();
                 let closed = c.close(CLOSE_TIMEOUT).await;
                 progress.session_closed();
                 let dt = t0.elapsed();
-                mine.session_duration.record(dt);
+                mine.session.record(dt);
                 if !closed {
                     fails += 1;
                     Progress::add(&progress.errors, 1);
                 } else if phase.load(Relaxed) == MEASURE {
                     t.counted += 1;
-                    t.hist.record(dt);
+                    hist.record(dt);
                 }
             }
             t.failed = fails > 0;
-            (t, mine)
+            (t, mine.finish())
         });
     }
     window(&o, &phase, &mut res).await;
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    let mut counts = Counts::default();
     loop {
         match tokio::time::timeout_at(deadline, set.join_next()).await {
-            Ok(Some(Ok((t, mine)))) => {
-                res.latency.merge(&t.hist);
+            Ok(Some(Ok((t, c)))) => {
                 res.count += t.counted;
                 res.errors += u64::from(t.failed);
-                res.k6.merge(&mine);
+                counts.add(&c);
             }
             Ok(Some(Err(_))) => res.errors += 1,
             Ok(None) => break,
@@ -802,9 +856,73 @@ async fn handshakes(o: LoadOpts, progress: Arc<Progress>) -> io::Result<LoadResu
             }
         }
     }
+    res.k6 = trends.metrics(&counts);
+    res.latency = window_trend.snapshot();
     res.peak_connections = progress.peak_open.load(Relaxed);
     res.total_secs = started.elapsed().as_secs_f64();
     Ok(res)
+}
+
+/// The k6 trends of a run, recorded into by all its tasks.
+#[derive(Clone, Default)]
+struct SharedK6 {
+    connecting: SharedTrend,
+    session: SharedTrend,
+    round_trip: SharedTrend,
+}
+
+/// The k6 counters of one task.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    sessions: u64,
+    sent: u64,
+    received: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.sessions += o.sessions;
+        self.sent += o.sent;
+        self.received += o.received;
+    }
+}
+
+/// One task's share of a [`SharedK6`]: batches and counters.
+struct TaskK6 {
+    connecting: TrendBatch,
+    session: TrendBatch,
+    round_trip: TrendBatch,
+    counts: Counts,
+}
+
+impl TaskK6 {
+    /// Hands the batches over to the shared trends; the counters are the caller's to add.
+    fn finish(self) -> Counts {
+        self.counts
+    }
+}
+
+impl SharedK6 {
+    fn task(&self) -> TaskK6 {
+        TaskK6 {
+            connecting: self.connecting.batch(),
+            session: self.session.batch(),
+            round_trip: self.round_trip.batch(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// The metrics, once every task has finished (its batches dropped).
+    fn metrics(&self, c: &Counts) -> K6Metrics {
+        K6Metrics {
+            connecting: self.connecting.snapshot(),
+            session_duration: self.session.snapshot(),
+            round_trip: self.round_trip.snapshot(),
+            sessions: c.sessions,
+            msgs_sent: c.sent,
+            msgs_received: c.received,
+        }
+    }
 }
 
 /// Memory of idle connections, read from the server's RSS.
@@ -1047,13 +1165,6 @@ pub fn run_k6_with(s: &K6Scenario, progress: &Arc<Progress>) -> io::Result<LoadR
     runtime(s.client_threads)?.block_on(k6(s.clone(), progress.clone()))
 }
 
-/// What one virtual user reports.
-#[derive(Default)]
-struct VuOut {
-    m: K6Metrics,
-    errors: u64,
-}
-
 async fn k6(s: K6Scenario, progress: Arc<Progress>) -> io::Result<LoadResult> {
     s.check()?;
     let target = s.target.clone().resolve().await?;
@@ -1067,14 +1178,16 @@ async fn k6(s: K6Scenario, progress: Arc<Progress>) -> io::Result<LoadResult> {
     let mut seeds = Rng::from_entropy();
     let payload: Arc<[u8]> = make_payload(s.size, true, &mut Rng::from_entropy()).into();
     let (lo, hi) = (s.interval.0.as_secs_f64(), s.interval.1.as_secs_f64());
+    let trends = SharedK6::default();
     let mut set = JoinSet::new();
     for i in 0..s.vus {
         let at = start + s.ramp.mul_f64(i as f64 / s.vus as f64);
         let mut rng = Rng::with_seed(seeds.next_u64());
         let (payload, target, progress) = (payload.clone(), target.clone(), progress.clone());
         let session = s.session;
+        let mut m = trends.task();
         set.spawn(async move {
-            let mut out = VuOut::default();
+            let mut errors = 0u64;
             tokio::time::sleep_until(at).await;
             Progress::add(&progress.vus, 1);
             // A session needs time for at least its connect and one message.
@@ -1088,13 +1201,13 @@ async fn k6(s: K6Scenario, progress: Arc<Progress>) -> io::Result<LoadResult> {
                 )
                 .await;
                 let Ok(Ok((mut c, _))) = c else {
-                    out.errors += 1;
+                    errors += 1;
                     Progress::add(&progress.errors, 1);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
-                out.m.connecting.record(t0.elapsed());
-                out.m.sessions += 1;
+                m.connecting.record(t0.elapsed());
+                m.counts.sessions += 1;
                 progress.session_opened();
                 let session_end = (t0 + session).min(end);
                 let mut ok = true;
@@ -1110,14 +1223,14 @@ async fn k6(s: K6Scenario, progress: Arc<Progress>) -> io::Result<LoadResult> {
                         ok = false;
                         break;
                     }
-                    out.m.msgs_sent += 1;
+                    m.counts.sent += 1;
                     Progress::add(&progress.sent, 1);
                     match tokio::time::timeout_at(end + Duration::from_secs(5), c.recv_data()).await
                     {
                         Ok(Ok(f)) if f.len as usize == payload.len() => {
-                            out.m.msgs_received += 1;
+                            m.counts.received += 1;
                             Progress::add(&progress.received, 1);
-                            out.m.round_trip.record(t1.elapsed());
+                            m.round_trip.record(t1.elapsed());
                         }
                         _ => {
                             ok = false;
@@ -1131,21 +1244,21 @@ async fn k6(s: K6Scenario, progress: Arc<Progress>) -> io::Result<LoadResult> {
                 }
                 progress.session_closed();
                 if !ok {
-                    out.errors += 1;
+                    errors += 1;
                     Progress::add(&progress.errors, 1);
                 }
-                out.m.session_duration.record(t0.elapsed());
+                m.session.record(t0.elapsed());
             }
-            out
+            (m.finish(), errors)
         });
     }
     let deadline = end + Duration::from_secs(15);
+    let mut counts = Counts::default();
     loop {
         match tokio::time::timeout_at(deadline, set.join_next()).await {
-            Ok(Some(Ok(out))) => {
-                res.k6.merge(&out.m);
-                res.latency.merge(&out.m.round_trip);
-                res.errors += out.errors;
+            Ok(Some(Ok((c, errors)))) => {
+                counts.add(&c);
+                res.errors += errors;
             }
             Ok(Some(Err(_))) => res.errors += 1,
             Ok(None) => break,
@@ -1156,6 +1269,8 @@ async fn k6(s: K6Scenario, progress: Arc<Progress>) -> io::Result<LoadResult> {
             }
         }
     }
+    res.k6 = trends.metrics(&counts);
+    res.latency = res.k6.round_trip.clone();
     res.secs = start.elapsed().as_secs_f64();
     res.total_secs = res.secs;
     res.count = res.k6.msgs_received;
@@ -1170,4 +1285,25 @@ async fn k6(s: K6Scenario, progress: Arc<Progress>) -> io::Result<LoadResult> {
     };
     finish_memory(mem, &mut res).await;
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_times_ride_in_payloads() {
+        for text in [false, true] {
+            let mut p = make_payload(20, text, &mut Rng::with_seed(3));
+            stamp(&mut p, 0x0123_4567_89ab_cdef, text);
+            assert_eq!(read_stamp(&p[..16], text), Some(0x0123_4567_89ab_cdef));
+            if text {
+                // A text message stays UTF-8.
+                assert!(std::str::from_utf8(&p).is_ok());
+            }
+        }
+        assert_eq!(read_stamp(b"short", true), None);
+        assert_eq!(read_stamp(b"not hex digits!!", true), None);
+        assert_eq!(read_stamp(&[1, 2, 3], false), None);
+    }
 }

@@ -132,6 +132,71 @@ impl Trend {
     }
 }
 
+/// A [`Trend`] many tasks record into: each holds a [`TrendBatch`] whose samples are added
+/// under the lock every [`TrendBatch::CAPACITY`] samples (and when it is dropped), so that
+/// 10,000 tasks need one histogram, not one each (a histogram is about 240 KiB).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SharedTrend(std::sync::Arc<std::sync::Mutex<Trend>>);
+
+impl SharedTrend {
+    /// A batch for one task.
+    pub(crate) fn batch(&self) -> TrendBatch {
+        TrendBatch {
+            shared: self.0.clone(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// Everything recorded so far (batches still held by tasks not included).
+    pub(crate) fn snapshot(&self) -> Trend {
+        self.0.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+/// One task's samples on their way into a [`SharedTrend`].
+#[derive(Debug)]
+pub(crate) struct TrendBatch {
+    shared: std::sync::Arc<std::sync::Mutex<Trend>>,
+    samples: Vec<u64>,
+}
+
+impl TrendBatch {
+    /// Samples kept before they are added to the shared trend.
+    pub(crate) const CAPACITY: usize = 64;
+
+    /// Records one sample.
+    pub(crate) fn record(&mut self, d: Duration) {
+        self.record_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Records one sample in nanoseconds.
+    pub(crate) fn record_ns(&mut self, ns: u64) {
+        self.samples.push(ns);
+        if self.samples.len() >= Self::CAPACITY {
+            self.flush();
+        }
+    }
+
+    /// Adds the kept samples to the shared trend.
+    pub(crate) fn flush(&mut self) {
+        if self.samples.is_empty() {
+            return;
+        }
+        if let Ok(mut t) = self.shared.lock() {
+            for &ns in &self.samples {
+                t.record_ns(ns);
+            }
+        }
+        self.samples.clear();
+    }
+}
+
+impl Drop for TrendBatch {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// What k6 prints for a trend metric (and p(99)), from [`Trend::summary`]. All zero when no
 /// sample was recorded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -332,6 +397,24 @@ mod tests {
         a.merge(&b);
         assert_eq!(a.summary(), all.summary());
         assert!(close_to(a.summary().med, ms(100)));
+    }
+
+    #[test]
+    fn batches_reach_the_shared_trend() {
+        let shared = SharedTrend::default();
+        let mut a = shared.batch();
+        let mut b = shared.batch();
+        for v in 1..=100 {
+            a.record(ms(v));
+        }
+        b.record(ms(500));
+        // Past the capacity, samples are already in; the rest arrive with the drop.
+        assert_eq!(shared.snapshot().count(), TrendBatch::CAPACITY as u64);
+        drop(a);
+        drop(b);
+        let s = shared.snapshot().summary();
+        assert_eq!(s.count, 101);
+        assert_eq!((s.min, s.max), (ms(1), ms(500)));
     }
 
     #[test]
