@@ -212,5 +212,7 @@ EOF
 echo "== 6. the binary's Rust tests, and the load module's (feature-gated, so not in the workspace run)"
 cargo test -p ws-tokio --features cli --test cli --test load --bins --lib 2>&1 | grep -E "^test result|FAILED|panicked|Running"
 test "${PIPESTATUS[0]}" = 0 || fail "cargo test failed"
+cargo test -p ws-tokio --features load --doc load 2>&1 | grep -E "^test result|FAILED|panicked"
+test "${PIPESTATUS[0]}" = 0 || fail "the load module's doc tests failed"
 
 echo "cli.sh: all passed in $(($(date +%s) - start)) s"
