@@ -308,3 +308,48 @@ fn decompressor_state_waits_in_the_pool_between_messages() {
     assert_eq!(pool::POOL.taken.load(Ordering::Relaxed), 11);
     assert_eq!(pool::POOL.states.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn prepared_compression_tells_the_window_in_either_mode() {
+    for shared in [false, true] {
+        let (s, c) = agree(
+            "permessage-deflate; server_max_window_bits=11",
+            DeflateConfig::DEFAULT
+                .with_shared_compressor(shared)
+                .with_level(4)
+                .with_min_size(32),
+            DeflateConfig::DEFAULT.with_max_window_bits(11),
+        );
+        let mut server = Connection::server(cfg(), 0).unwrap();
+        server.set_deflate(s);
+        let p = server.sender().prepared_compression().unwrap();
+        assert_eq!(
+            (p.window_bits, p.min_size, p.level),
+            (11, 32, 4),
+            "{shared}"
+        );
+        // A prepared message compressed that way goes out compressed, and decodes.
+        let text = "once for every subscriber, once for every subscriber".repeat(8);
+        let mut compressor = Compressor::new(p.level);
+        let prepared = PreparedMessage::new(Message::text(text.clone()))
+            .unwrap()
+            .with_compression(&mut compressor, p.window_bits)
+            .unwrap();
+        let frame = server.prepared_frame(&prepared).unwrap().unwrap().clone();
+        assert_eq!(frame[0] & 0x40, 0x40, "{shared}");
+        let mut client = Connection::client(cfg(), 5, 0).unwrap();
+        client.set_deflate(c);
+        assert_eq!(decode(&mut client, &frame), [Message::text(text)]);
+    }
+    // No compression, and a client: nothing to prepare.
+    let server = Connection::server(cfg(), 0).unwrap();
+    assert_eq!(server.sender().prepared_compression(), None);
+    let (_, c) = agree(
+        "permessage-deflate",
+        DeflateConfig::DEFAULT,
+        DeflateConfig::DEFAULT,
+    );
+    let mut client = Connection::client(cfg(), 5, 0).unwrap();
+    client.set_deflate(c);
+    assert_eq!(client.sender().prepared_compression(), None);
+}

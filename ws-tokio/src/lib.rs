@@ -64,6 +64,7 @@ mod split;
 mod time;
 #[cfg(feature = "rustls")]
 pub mod tls;
+pub mod topics;
 mod upgraded;
 mod websocket;
 

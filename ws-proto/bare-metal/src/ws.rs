@@ -59,10 +59,7 @@ fn config(keepalive_ms: Option<u64>) -> Config {
         .with_max_headers(16);
     Config::DEFAULT
         .with_limits(limits)
-        .with_ping_interval(match keepalive_ms {
-            Some(ms) => Some(Duration::from_millis(ms)),
-            None => None,
-        })
+        .with_ping_interval(keepalive_ms.map(Duration::from_millis))
         .with_pong_timeout(Duration::from_millis(PONG_TIMEOUT))
         .with_close_timeout(Duration::from_millis(CLOSE_TIMEOUT))
 }

@@ -103,6 +103,30 @@ impl Sender {
         None
     }
 
+    /// With permessage-deflate, how a [`PreparedMessage`](crate::PreparedMessage) must be
+    /// compressed for this sender to send its compressed variant: the window, the size below
+    /// which messages go uncompressed and the level, whether the sender compresses with a
+    /// compressor of its own or a shared one. `None` without compression, and for a client
+    /// (whose frames are masked each with a key of its own, so nothing is shared).
+    pub fn prepared_compression(&self) -> Option<SharedCompression> {
+        if self.role == Role::Client {
+            return None;
+        }
+        #[cfg(feature = "deflate")]
+        match &self.deflate {
+            SendDeflate::Off => {}
+            SendDeflate::Own(d) => {
+                return Some(SharedCompression {
+                    window_bits: d.window_bits(),
+                    min_size: d.min_size(),
+                    level: d.level(),
+                });
+            }
+            SendDeflate::Shared(s) => return Some(*s),
+        }
+        None
+    }
+
     /// The role frames are encoded for (clients mask).
     pub fn role(&self) -> Role {
         self.role

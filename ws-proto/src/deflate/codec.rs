@@ -261,6 +261,11 @@ impl Deflater {
         }
     }
 
+    /// The zlib level, 0-9.
+    pub(crate) fn level(&self) -> u8 {
+        self.level.min(9)
+    }
+
     /// Our compressor window (9-15).
     pub(crate) fn window_bits(&self) -> u8 {
         self.bits.max(9)

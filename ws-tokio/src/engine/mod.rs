@@ -17,7 +17,7 @@ use crate::time::{instant_of, now_ms};
 
 mod write;
 
-pub(crate) use write::{INFLATE_POOL, Writer};
+pub(crate) use write::{INFLATE_POOL, Writer, with_compressor};
 
 /// Size of the per-thread scratch buffer reads land in: the core's working buffer, large
 /// enough that a 64 KiB message arrives with one read (64 KiB of payload plus its header do
@@ -343,12 +343,16 @@ fn poll_end<D: Driver>(rio: &mut D, r: &mut Reader, cx: &mut Context<'_>) -> Ste
     if r.reported {
         return Step::End(None);
     }
+    // Best effort: the outcome is already decided. A peer that let a deadline pass is not
+    // reading, so what it has not taken is not waited for (only the write timeout would end
+    // that wait).
+    let timed_out = matches!(r.conn.error(), Some(ws_proto::Error::Timeout(_)));
     if r.failed.is_none() && r.conn.should_shutdown() {
-        // Best effort: the outcome is already decided.
-        if ready_step(rio.poll_flush(&mut r.conn, cx)).is_pending() {
+        let flushed = ready_step(rio.poll_flush(&mut r.conn, cx)).is_ready();
+        if !flushed && !timed_out {
             return Step::Pending;
         }
-        if ready_step(rio.poll_shutdown(cx)).is_pending() {
+        if flushed && ready_step(rio.poll_shutdown(cx)).is_pending() && !timed_out {
             return Step::Pending;
         }
     }

@@ -20,8 +20,10 @@ use ws_proto::{Connection, Message, OpCode, PreparedMessage, Sender, TimeoutKind
 use crate::config::Config;
 use crate::error::Error;
 
-/// Owned buffer capacity kept between flushes; a buffer grown past it is released.
-const WRITE_KEEP: usize = 64 << 10;
+/// Owned buffer capacity kept between flushes (small messages are encoded without
+/// allocating); a buffer grown past it is released, so that a burst of many messages does not
+/// leave each connection holding up to the write buffer size.
+const WRITE_KEEP: usize = 4 << 10;
 
 /// Payloads at least this large are written from their own memory after the header (one
 /// vectored write) instead of being copied into the write buffer.
@@ -67,7 +69,7 @@ impl InflatePool for ThreadInflatePool {
 }
 
 /// Runs `f` with this thread's compressor for `level`.
-fn with_compressor<R>(level: u8, f: impl FnOnce(&mut Compressor) -> R) -> R {
+pub(crate) fn with_compressor<R>(level: u8, f: impl FnOnce(&mut Compressor) -> R) -> R {
     COMPRESSORS.with(|c| {
         let mut c = c.borrow_mut();
         let i = usize::from(level.min(9));
@@ -224,11 +226,12 @@ impl Writer {
         }
         self.buf.clear();
         self.pos = 0;
-        if self.buf.capacity() > self.limit.max(WRITE_KEEP) {
+        if self.buf.capacity() > WRITE_KEEP {
             // A large message grew the buffer; give the memory back.
             self.buf = Vec::new();
         }
-        if self.queue.capacity() > IOVECS {
+        if self.queue.capacity() > 0 {
+            // Used for shared frames and large payloads only: an idle connection holds none.
             self.queue = VecDeque::new();
         }
         self.deadline = None;
