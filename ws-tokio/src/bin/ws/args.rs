@@ -126,7 +126,8 @@ pub(crate) struct ServeArgs {
     #[arg(default_value = "127.0.0.1:9001")]
     pub(crate) addr: SocketAddr,
     /// Send every message received to every connected client (the sender too) instead of
-    /// echoing it to its sender.
+    /// echoing it to its sender; a client that falls 1024 messages or 4 MiB behind is closed
+    /// with 1008.
     #[arg(long)]
     pub(crate) broadcast: bool,
     /// Serve wss:// with this certificate chain and private key (PEM files).

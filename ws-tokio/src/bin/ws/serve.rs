@@ -5,18 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::broadcast;
 use ws_tokio::origin::OriginPolicy;
 use ws_tokio::serve::ServeConfig;
-use ws_tokio::{Config, ConnInfo, Listener, Message, PreparedMessage, WebSocket};
+use ws_tokio::topics::{Subscriber, Topics};
+use ws_tokio::{CloseFrame, Config, ConnInfo, Listener, Message, WebSocket};
 
 use crate::args::ServeArgs;
 use crate::connect::chain;
 use crate::output::{Format, Out, Palette, Printer, wants_color};
 use crate::{exit, tls};
 
-/// Messages a broadcast receiver may fall behind by before it skips some.
-const BROADCAST_BACKLOG: usize = 1024;
 /// Longest message text printed; longer ones are cut.
 const PRINT_MAX: usize = 200;
 
@@ -41,7 +39,8 @@ struct Shared {
     fmt: Format,
     quiet: bool,
     open: AtomicU64,
-    hub: Option<broadcast::Sender<Arc<PreparedMessage>>>,
+    /// `--broadcast`: every connection subscribes.
+    topics: Option<Topics>,
 }
 
 async fn serve(a: ServeArgs) -> i32 {
@@ -79,7 +78,7 @@ async fn serve(a: ServeArgs) -> i32 {
         },
         quiet: a.quiet,
         open: AtomicU64::new(0),
-        hub: a.broadcast.then(|| broadcast::channel(BROADCAST_BACKLOG).0),
+        topics: a.broadcast.then(Topics::default),
     });
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     let mode = if a.broadcast { "broadcast" } else { "echo" };
@@ -164,7 +163,9 @@ fn cut(s: String) -> String {
     format!("{}... ({} bytes)", &s[..end], s.len())
 }
 
-async fn handle<S>(mut ws: WebSocket<S>, info: ConnInfo<SocketAddr>, sh: Arc<Shared>)
+/// One connection of an echo or broadcast server: `+` when it opens, `<` for each message,
+/// `-` with how it ended.
+async fn handle<S>(ws: WebSocket<S>, info: ConnInfo<SocketAddr>, sh: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -176,59 +177,9 @@ where
                 .control(&format!("+ {peer} connected ({open} open)")),
         );
     }
-    let mut hub = sh.hub.as_ref().map(|h| h.subscribe());
-    let mut close = None;
-    let end: Option<String> = loop {
-        let msg = match hub.as_mut() {
-            None => info.recv(&mut ws).await,
-            Some(rx) => tokio::select! {
-                m = info.recv(&mut ws) => m,
-                b = rx.recv() => {
-                    match b {
-                        Ok(p) => {
-                            if let Err(e) = ws.send_prepared(&p).await {
-                                break Some(chain(&e));
-                            }
-                        }
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            if !sh.quiet {
-                                sh.out.err(format!("{peer}: too slow, {n} broadcast messages skipped"));
-                            }
-                        }
-                        Err(broadcast::error::RecvError::Closed) => {}
-                    }
-                    continue;
-                }
-            },
-        };
-        match msg {
-            None => break None,
-            Some(Err(e)) => break Some(chain(&e)),
-            Some(Ok(Message::Close(f))) => close = f,
-            Some(Ok(m)) if m.is_text() || m.is_binary() => {
-                if !sh.quiet
-                    && let Some(s) = sh.fmt.message(&m)
-                {
-                    sh.out
-                        .out(format!("{} {peer} {}", sh.palette.received("<"), cut(s)));
-                }
-                let r = match &sh.hub {
-                    Some(h) => match PreparedMessage::new(m) {
-                        Ok(p) => {
-                            // No receiver is an error only when nobody is connected.
-                            let _ = h.send(Arc::new(p));
-                            Ok(())
-                        }
-                        Err(e) => Err(e.to_string()),
-                    },
-                    None => ws.send(m).await.map_err(|e| chain(&e)),
-                };
-                if let Err(e) = r {
-                    break Some(e);
-                }
-            }
-            Some(Ok(_)) => {}
-        }
+    let (end, close) = match &sh.topics {
+        None => echo(ws, &info, &sh).await,
+        Some(topics) => broadcast(topics.subscriber(ws), topics, &info, &sh).await,
     };
     let open = sh.open.fetch_sub(1, Relaxed) - 1;
     if !sh.quiet {
@@ -240,5 +191,76 @@ where
         };
         sh.out
             .out(sh.palette.control(&format!("- {peer} {how} ({open} open)")));
+    }
+}
+
+/// How a connection ended: an error, and the peer's close frame.
+type End = (Option<String>, Option<CloseFrame>);
+
+fn print_message(sh: &Shared, peer: SocketAddr, m: &Message) {
+    if !sh.quiet
+        && let Some(s) = sh.fmt.message(m)
+    {
+        sh.out
+            .out(format!("{} {peer} {}", sh.palette.received("<"), cut(s)));
+    }
+}
+
+/// Sends every message back; at shutdown closes with 1001 (through `info.recv`).
+async fn echo<S>(mut ws: WebSocket<S>, info: &ConnInfo<SocketAddr>, sh: &Shared) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut close = None;
+    loop {
+        match info.recv(&mut ws).await {
+            None => return (None, close),
+            Some(Err(e)) => return (Some(chain(&e)), close),
+            Some(Ok(Message::Close(f))) => close = f,
+            Some(Ok(m)) if m.is_text() || m.is_binary() => {
+                print_message(sh, info.remote_addr, &m);
+                if let Err(e) = ws.send(m).await {
+                    return (Some(chain(&e)), close);
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Publishes every message to every connection (framed once for all of them; a connection
+/// whose queue fills is closed with 1008); at shutdown closes with 1001.
+async fn broadcast<S>(
+    mut sub: Subscriber<S>,
+    topics: &Topics,
+    info: &ConnInfo<SocketAddr>,
+    sh: &Shared,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut close = None;
+    loop {
+        let msg = tokio::select! {
+            biased;
+            () = info.shutdown.signalled() => {
+                let r = sub.close(Some(ws_tokio::serve::going_away())).await;
+                return (r.err().map(|e| chain(&e)), close);
+            }
+            m = sub.recv() => m,
+        };
+        match msg {
+            None => return (None, close),
+            Some(Err(e)) => return (Some(chain(&e)), close),
+            Some(Ok(Message::Close(f))) => close = f,
+            Some(Ok(m)) if m.is_text() || m.is_binary() => {
+                print_message(sh, info.remote_addr, &m);
+                // Never waits: each connection's own task writes what its queue holds.
+                if let Err(e) = topics.publish_all(m) {
+                    return (Some(chain(&e)), close);
+                }
+            }
+            Some(Ok(_)) => {}
+        }
     }
 }
