@@ -209,7 +209,7 @@ print(f"ok: {sessions} sessions, {sent} messages echoed, peak {r['peak_connectio
       f"server {s.get('bytes_per_connection') or 0:.0f} B per connection at peak")
 EOF
 
-echo "== 6. the binary's Rust tests, and the load module's (feature-gated, so not in the workspace run)"
+echo "== 6. the binary's Rust tests (feature cli: not in the workspace run) and the load module's"
 cargo test -p ws-tokio --features cli --test cli --test load --bins --lib 2>&1 | grep -E "^test result|FAILED|panicked|Running"
 test "${PIPESTATUS[0]}" = 0 || fail "cargo test failed"
 cargo test -p ws-tokio --features load --doc load 2>&1 | grep -E "^test result|FAILED|panicked"
