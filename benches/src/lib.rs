@@ -14,8 +14,11 @@
 //!
 //! The library holds the parts those binaries share.
 
+pub mod child;
 pub mod cli;
+pub mod fanout;
 pub mod micro;
 pub mod procfs;
+pub mod report;
 pub mod server;
 pub mod stats;

@@ -2,6 +2,8 @@
 //! readings a load run takes (a process's CPU time and RSS, the machine's CPU time) are
 //! `ws_tokio::load::sys`'s, re-exported here.
 
+use std::io;
+
 pub use ws_tokio::load::sys::{cpu_time_ns, rss_bytes, system_cpu_ns};
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), for the times in `/proc/<pid>/stat`.
@@ -9,6 +11,30 @@ pub fn clk_tck() -> u64 {
     // SAFETY: sysconf has no preconditions and only reads its argument.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as u64 } else { 100 }
+}
+
+/// CPU time of process `pid` in nanoseconds, to the nanosecond: the sum over its threads of
+/// the time on a CPU from `/proc/<pid>/task/<tid>/schedstat` (the `utime + stime` of
+/// [`cpu_time_ns`] without its clock-tick granularity; threads that have exited are not
+/// counted). Falls back to [`cpu_time_ns`] where schedstat is missing.
+pub fn cpu_time_fine_ns(pid: u32) -> io::Result<u64> {
+    let fine = || -> io::Result<u64> {
+        let mut total = 0u64;
+        for e in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let path = e?.path().join("schedstat");
+            // A thread may end between the listing and the read.
+            let Ok(s) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            total += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad schedstat"))?;
+        }
+        Ok(total)
+    };
+    fine().or_else(|_| cpu_time_ns(pid))
 }
 
 /// The CPU model name and the number of online CPUs.
@@ -90,5 +116,16 @@ mod tests {
         assert!(rss_bytes(pid).unwrap() > 0);
         let _ = cpu_time_ns(pid).unwrap();
         assert!(machine().1 >= 1);
+        // Burn some CPU: the fine reading grows by about as much as the coarse one.
+        let (c0, f0) = (cpu_time_ns(pid).unwrap(), cpu_time_fine_ns(pid).unwrap());
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let (c1, f1) = (cpu_time_ns(pid).unwrap(), cpu_time_fine_ns(pid).unwrap());
+        let (dc, df) = ((c1 - c0) as f64, (f1 - f0) as f64);
+        assert!(df > 50e6, "fine CPU time grew by {df} ns");
+        assert!((df - dc).abs() < 60e6, "coarse {dc} vs fine {df}");
     }
 }

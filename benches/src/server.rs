@@ -1,4 +1,5 @@
-//! Echo servers, one per implementation, all built the same way: a tokio multi-thread runtime
+//! Echo servers, one per implementation (tokio-tungstenite, fastwebsockets, tokio-websockets,
+//! sockudo-ws, yawc and ours), all built the same way: a tokio multi-thread runtime
 //! with the same number of workers, `TCP_NODELAY`, one task per connection, no compression,
 //! 64 MiB message and 16 MiB frame limits (where the crate has them), echoing every text and
 //! binary message back whole.
@@ -34,6 +35,10 @@ pub enum Impl {
     AxumOurs,
     /// axum's own `axum::extract::ws` (tokio-tungstenite) behind the same router and server.
     AxumTungstenite,
+    /// `sockudo-ws` (its own HTTP/1.1 handshake, `WebSocketStream`).
+    SockudoWs,
+    /// `yawc` behind hyper's upgrade.
+    Yawc,
 }
 
 impl Impl {
@@ -55,6 +60,8 @@ impl Impl {
             Impl::TokioWebsockets => "tokio-websockets",
             Impl::AxumOurs => "axum-ours",
             Impl::AxumTungstenite => "axum-tungstenite",
+            Impl::SockudoWs => "sockudo-ws",
+            Impl::Yawc => "yawc",
         }
     }
 
@@ -76,10 +83,13 @@ impl FromStr for Impl {
             "tokio-websockets" => Impl::TokioWebsockets,
             "axum-ours" => Impl::AxumOurs,
             "axum-tungstenite" => Impl::AxumTungstenite,
+            "sockudo-ws" | "sockudo" => Impl::SockudoWs,
+            "yawc" => Impl::Yawc,
             _ => {
                 return Err(format!(
                     "unknown implementation {s:?} (ours, ours-default, tungstenite, \
-                     fastwebsockets, tokio-websockets, axum-ours, axum-tungstenite)"
+                     fastwebsockets, tokio-websockets, axum-ours, axum-tungstenite, \
+                     sockudo-ws, yawc)"
                 ));
             }
         })
@@ -96,6 +106,26 @@ pub fn serve(
     max_run: Duration,
     stdin_eof_exits: bool,
 ) -> io::Result<()> {
+    serve_with(addr, workers, max_run, stdin_eof_exits, move || {
+        move |tcp| spawn_handler(imp, tcp)
+    })
+}
+
+/// The accept loop of every bench server: a tokio multi-thread runtime with `workers` workers
+/// listening on `addr`, `TCP_NODELAY` on each accepted connection, which goes to the handler
+/// that `make` builds (inside the runtime, so it may spawn tasks). Prints `PORT <port>`; ends
+/// as [`serve`] does.
+pub fn serve_with<M, H>(
+    addr: SocketAddr,
+    workers: usize,
+    max_run: Duration,
+    stdin_eof_exits: bool,
+    make: M,
+) -> io::Result<()>
+where
+    M: FnOnce() -> H + Send,
+    H: FnMut(TcpStream),
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))
         .enable_all()
@@ -116,6 +146,7 @@ pub fn serve(
                 std::process::exit(0);
             });
         }
+        let mut handler = make();
         let accept_loop = async {
             loop {
                 let (tcp, _) = match listener.accept().await {
@@ -127,7 +158,7 @@ pub fn serve(
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                spawn_handler(imp, tcp);
+                handler(tcp);
             }
         };
         tokio::select! {
@@ -151,6 +182,8 @@ fn spawn_handler(imp: Impl, tcp: TcpStream) {
         Impl::TokioWebsockets => drop(tokio::spawn(tokio_websockets(tcp))),
         Impl::AxumOurs => drop(tokio::spawn(axum_app::serve(tcp, &axum_app::OURS))),
         Impl::AxumTungstenite => drop(tokio::spawn(axum_app::serve(tcp, &axum_app::TUNGSTENITE))),
+        Impl::SockudoWs => drop(tokio::spawn(sockudo_ws(tcp))),
+        Impl::Yawc => drop(tokio::spawn(yawc::serve(tcp))),
     }
 }
 
@@ -220,6 +253,78 @@ async fn tokio_websockets(tcp: TcpStream) {
         if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
             return;
         }
+    }
+}
+
+/// sockudo-ws's settings for the comparison: its defaults with the timers no other server has
+/// turned off (inbound idle timeout, automatic pings) and our limits.
+pub fn sockudo_config() -> sockudo_ws::Config {
+    sockudo_ws::Config::builder()
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_FRAME)
+        .idle_timeout(0)
+        .auto_ping(false)
+        .build()
+}
+
+async fn sockudo_ws(tcp: TcpStream) {
+    let server =
+        sockudo_ws::server::WebSocketServer::<sockudo_ws::transport::Http1>::new(sockudo_config());
+    let Ok((mut ws, _)) = server.accept(tcp).await else {
+        return;
+    };
+    while let Some(Ok(m)) = ws.next().await {
+        if matches!(
+            m,
+            sockudo_ws::Message::Text(_) | sockudo_ws::Message::Binary(_)
+        ) && ws.send(m).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+mod yawc {
+    //! yawc's documented server path: hyper's HTTP/1 server with upgrades, then
+    //! `WebSocket::upgrade_with_options` (it answers pings and closes itself).
+
+    use futures_util::{SinkExt, StreamExt};
+    use http_body_util::Empty;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper::{Request, Response};
+    use tokio::net::TcpStream;
+    use yawc::{OpCode, Options, WebSocket};
+
+    use super::MAX_MESSAGE;
+
+    pub(super) async fn serve(tcp: TcpStream) {
+        let io = hyper_util::rt::TokioIo::new(tcp);
+        let _ = http1::Builder::new()
+            .serve_connection(io, service_fn(upgrade_request))
+            .with_upgrades()
+            .await;
+    }
+
+    async fn upgrade_request(mut req: Request<Incoming>) -> yawc::Result<Response<Empty<Bytes>>> {
+        let options = Options::default()
+            .with_max_payload_read(MAX_MESSAGE)
+            .with_max_read_buffer(MAX_MESSAGE)
+            .with_utf8();
+        let (response, fut) = WebSocket::upgrade_with_options(&mut req, options)?;
+        tokio::spawn(async move {
+            let Ok(mut ws) = fut.await else {
+                return;
+            };
+            while let Some(frame) = ws.next().await {
+                let echo = matches!(frame.opcode(), OpCode::Text | OpCode::Binary);
+                if echo && ws.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(response)
     }
 }
 

@@ -34,7 +34,7 @@ fn value(args: &[String], name: &str) -> Option<usize> {
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), ws_tokio::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let addr = args
         .first()
@@ -56,28 +56,13 @@ async fn main() -> std::io::Result<()> {
     // thread's compressor (a published message once for all), and clients are asked to reset
     // their context after every message.
     let compression = deflate.then_some(DeflateConfig::DEFAULT);
-    // Tasks capture a reference: what a task captures it keeps for its whole life.
-    let config: &'static Config =
-        Box::leak(Box::new(Config::default().with_compression(compression)));
+    let config = Config::default().with_compression(compression);
     let topics = Topics::new(queue);
     let listener = TcpListener::bind(&addr).await?;
     println!("listening on ws://{}", listener.local_addr()?);
-    loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors, say: go on with the clients there are.
-                eprintln!("accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
+    ws_tokio::serve(listener, move |ws, _info| {
         let topics = topics.clone();
-        tokio::spawn(async move {
-            let Ok(ws) = ws_tokio::accept_with_config(tcp, *config).await else {
-                return;
-            };
+        async move {
             let mut sub = topics.subscriber(ws);
             while let Some(Ok(msg)) = sub.recv().await {
                 if let Message::Text(_) | Message::Binary(_) = msg {
@@ -85,6 +70,8 @@ async fn main() -> std::io::Result<()> {
                     let _ = topics.publish_all(msg);
                 }
             }
-        });
-    }
+        }
+    })
+    .config(config)
+    .await
 }

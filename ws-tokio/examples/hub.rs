@@ -107,16 +107,14 @@ async fn session(mut sub: Subscriber<tokio::net::TcpStream>) {
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), ws_tokio::Error> {
     let addr = std::env::args()
         .nth(1)
         .filter(|a| !a.starts_with("--"))
         .unwrap_or_else(|| "127.0.0.1:9003".into());
-    let config: &'static Config = Box::leak(Box::new(
-        Config::default()
-            .with_compression(None)
-            .with_max_message_size(4 << 10),
-    ));
+    let config = Config::default()
+        .with_compression(None)
+        .with_max_message_size(4 << 10);
     let topics = Topics::default();
     let ticker = topics.clone();
     let every = Duration::from_millis(tick_ms().max(1));
@@ -134,22 +132,7 @@ async fn main() -> std::io::Result<()> {
     });
     let listener = TcpListener::bind(&addr).await?;
     println!("listening on ws://{}", listener.local_addr()?);
-    loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let topics = topics.clone();
-        tokio::spawn(async move {
-            let Ok(ws) = ws_tokio::accept_with_config(tcp, *config).await else {
-                return;
-            };
-            session(topics.subscriber(ws)).await;
-        });
-    }
+    ws_tokio::serve(listener, move |ws, _info| session(topics.subscriber(ws)))
+        .config(config)
+        .await
 }

@@ -40,7 +40,7 @@ use sha2::Sha256;
 use tokio::net::TcpListener;
 use ws_tokio::auth::{BearerAuth, SubprotocolToken, TokenError, check_origin};
 use ws_tokio::origin::OriginPolicy;
-use ws_tokio::{ClientRequest, Config, Error, Message};
+use ws_tokio::{ClientRequest, Error, Message};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -91,7 +91,11 @@ fn verify(secret: &[u8], token: &str, now: u64) -> Result<String, TokenError> {
     Ok(subject.to_string())
 }
 
-async fn serve(addr: &str, secret: Vec<u8>, origins: Vec<String>) -> std::io::Result<()> {
+/// The subject a verified token names, kept for the connection's handler.
+#[derive(Clone)]
+struct Subject(String);
+
+async fn serve(addr: &str, secret: Vec<u8>, origins: Vec<String>) -> Result<(), Error> {
     let listener = TcpListener::bind(addr).await?;
     println!("listening on ws://{}", listener.local_addr()?);
     let auth = BearerAuth::default()
@@ -100,51 +104,36 @@ async fn serve(addr: &str, secret: Vec<u8>, origins: Vec<String>) -> std::io::Re
         .with_realm("signed_token example");
     // The policy borrows its patterns: owned strings from the command line work as they are.
     let origins = std::sync::Arc::new(origins);
-    loop {
-        let (tcp, peer) = listener.accept().await?;
-        let _ = tcp.set_nodelay(true);
-        let (auth, secret, origins) = (auth.clone(), secret.clone(), origins.clone());
-        tokio::spawn(async move {
-            let mut subject = String::new();
-            // The Origin check is done here, with the patterns from the command line, so the
-            // built-in one (the Host only) is turned off.
-            let config = Config::default().with_origin(OriginPolicy::any());
-            let accepted = ws_tokio::accept_with(tcp, config, |req| {
-                check_origin(&OriginPolicy::new().with_allowed(&origins[..]), req)?;
-                let (sub, accept) = auth.authorize(req, |t| verify(&secret, t, unix_now()))?;
-                subject = sub;
-                Ok(accept)
-            })
-            .await;
-            let mut ws = match accepted {
-                Ok(ws) => ws,
-                Err(Error::Rejected { status }) => {
-                    println!("{peer}: refused with {status}");
-                    return;
-                }
-                Err(e) => {
-                    println!("{peer}: handshake failed: {e}");
-                    return;
-                }
-            };
-            println!("{peer}: accepted {subject:?}");
-            if ws
-                .send(Message::text(format!("hello {subject}")))
-                .await
-                .is_err()
-            {
+    ws_tokio::serve(listener, |mut ws, info| async move {
+        let peer = info.remote_addr;
+        let Some(Subject(subject)) = info.extensions.get::<Subject>().cloned() else {
+            return;
+        };
+        println!("{peer}: accepted {subject:?}");
+        let hello = Message::text(format!("hello {subject}"));
+        if ws.send(hello).await.is_err() {
+            return;
+        }
+        while let Some(Ok(msg)) = info.recv(&mut ws).await {
+            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
                 return;
             }
-            while let Some(Ok(msg)) = ws.recv().await {
-                if let m @ (Message::Text(_) | Message::Binary(_)) = msg {
-                    if ws.send(m).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            println!("{peer}: closed");
-        });
-    }
+        }
+        println!("{peer}: closed");
+    })
+    // The Origin check is done in the callback, with the patterns from the command line, so
+    // the built-in one (the Host only) is turned off.
+    .origin(OriginPolicy::any())
+    .accept_with(move |req| {
+        let decided = check_origin(&OriginPolicy::new().with_allowed(&origins[..]), req)
+            .and_then(|_| auth.authorize(req, |t| verify(&secret, t, unix_now())))
+            .map(|(subject, accept)| accept.extension(Subject(subject)));
+        if let Err(reject) = &decided {
+            println!("{}: refused with {}", req.path(), reject.status);
+        }
+        decided
+    })
+    .await
 }
 
 async fn run_client(url: &str, token: &str, via: &str) -> Result<(), Error> {

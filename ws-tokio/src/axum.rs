@@ -277,6 +277,7 @@ impl<F> WebSocketUpgrade<F> {
         let answer = AcceptResponse {
             protocol,
             headers: self.headers,
+            extensions: Default::default(),
         };
         let accepted = glue::respond(
             &self.head,

@@ -15,14 +15,18 @@ use crate::websocket::WebSocket;
 /// offered subprotocols and extensions.
 pub type Request<'h, 'b> = hs::Request<'h, 'b>;
 
-/// A server's positive answer: the chosen subprotocol and extra response headers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A server's positive answer: the chosen subprotocol and extra response headers, and what
+/// the decision found out for the connection's handler (see [`AcceptResponse::extension`]).
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct AcceptResponse {
     /// The subprotocol chosen from those the client offered.
     pub protocol: Option<String>,
     /// Extra headers for the 101 response.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Values for the handler: [`serve`](crate::serve()) hands them over in
+    /// [`ConnInfo::extensions`](crate::ConnInfo::extensions). Not sent to the client.
+    pub extensions: http::Extensions,
 }
 
 impl AcceptResponse {
@@ -40,6 +44,32 @@ impl AcceptResponse {
     /// Add a response header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Keeps `value` for the connection's handler: what the decision learned from the
+    /// request (an authenticated user, the path's parameters). [`serve`](crate::serve())
+    /// hands it over in [`ConnInfo::extensions`](crate::ConnInfo::extensions), one value per
+    /// type.
+    ///
+    /// ```no_run
+    /// # async fn run(listener: tokio::net::TcpListener) -> Result<(), ws_tokio::Error> {
+    /// #[derive(Clone)]
+    /// struct Room(String);
+    ///
+    /// ws_tokio::serve(listener, |_ws, info| async move {
+    ///     let Some(Room(room)) = info.extensions.get::<Room>() else { return };
+    ///     println!("joined {room}");
+    /// })
+    /// .accept_with(|req| {
+    ///     let room = req.path().trim_start_matches('/').to_owned();
+    ///     Ok(ws_tokio::AcceptResponse::new().extension(Room(room)))
+    /// })
+    /// .await
+    /// # }
+    /// ```
+    pub fn extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
         self
     }
 }

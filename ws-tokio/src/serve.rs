@@ -189,8 +189,13 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// Connections at once from one IP address (IPv6: one prefix of
     /// [`ipv6_prefix_len`](Self::ipv6_prefix_len) bits). Default 256. At least 1; `usize::MAX`
-    /// turns the cap off.
+    /// turns the cap off. Loopback addresses are not counted unless
+    /// [`limit_loopback`](Self::limit_loopback) is set.
     pub max_connections_per_ip: usize,
+    /// Whether the per-IP cap counts loopback addresses too. Default `false`: behind a
+    /// reverse proxy on the same host every client arrives from loopback, and only the total
+    /// cap applies to them.
+    pub limit_loopback: bool,
     /// How many leading bits of an IPv6 address identify a client for the per-IP cap.
     /// Default 64. At most 128.
     pub ipv6_prefix_len: u8,
@@ -212,6 +217,7 @@ impl Default for ServeConfig {
         ServeConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            limit_loopback: false,
             ipv6_prefix_len: 64,
             retry_after: Duration::from_secs(5),
             max_pending_rejects: 64,
@@ -231,6 +237,12 @@ impl ServeConfig {
     /// Sets [`max_connections_per_ip`](Self::max_connections_per_ip).
     pub fn with_max_connections_per_ip(mut self, n: usize) -> Self {
         self.max_connections_per_ip = n;
+        self
+    }
+
+    /// Sets [`limit_loopback`](Self::limit_loopback).
+    pub fn with_limit_loopback(mut self, on: bool) -> Self {
+        self.limit_loopback = on;
         self
     }
 
@@ -357,6 +369,9 @@ pub struct ConnInfo<A = SocketAddr> {
     pub remote_addr: A,
     /// Signalled when the server shuts down.
     pub shutdown: Shutdown,
+    /// What the [`accept_with`](Serve::accept_with) callback kept for the handler
+    /// ([`AcceptResponse::extension`]); empty (no allocation) otherwise.
+    pub extensions: http::Extensions,
 }
 
 impl<A> ConnInfo<A> {
@@ -633,6 +648,7 @@ where
                                 let info = ConnInfo {
                                     remote_addr: addr,
                                     shutdown: signal.clone(),
+                                    extensions: http::Extensions::new(),
                                 };
                                 let handshake = handshake(io, info, config, decide.clone());
                                 conns.spawn(connection(handshake, permit, handler.clone()));
@@ -688,7 +704,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     Box::pin(async move {
-        let accept = accept_with(io, config, move |req| decide(req));
+        let mut info = info;
+        let extensions = &mut info.extensions;
+        let accept = accept_with(io, config, move |req| {
+            decide(req).map(|mut answer| {
+                *extensions = std::mem::take(&mut answer.extensions);
+                answer
+            })
+        });
         let mut ws = tokio::select! {
             biased;
             () = info.shutdown.signalled() => return None,
@@ -789,6 +812,7 @@ struct Tracker {
     max: usize,
     max_per_ip: usize,
     ipv6_prefix_len: u8,
+    limit_loopback: bool,
 }
 
 #[derive(Debug, Default)]
@@ -811,6 +835,7 @@ impl Tracker {
             max,
             max_per_ip: limits.max_connections_per_ip,
             ipv6_prefix_len: limits.ipv6_prefix_len,
+            limit_loopback: limits.limit_loopback,
         }
     }
 
@@ -821,7 +846,9 @@ impl Tracker {
 
     /// A place for a connection from `ip`, unless a cap is reached.
     fn admit(self: &Arc<Self>, ip: Option<IpAddr>) -> Option<Permit> {
-        let key = ip.map(|ip| client_key(ip, self.ipv6_prefix_len));
+        let key = ip
+            .filter(|ip| self.limit_loopback || !ip.to_canonical().is_loopback())
+            .map(|ip| client_key(ip, self.ipv6_prefix_len));
         let mut counts = self.lock();
         if counts.total >= self.max {
             return None;
@@ -993,6 +1020,7 @@ mod tests {
         let info = || ConnInfo {
             remote_addr: SocketAddr::from(([192, 0, 2, 1], 5)),
             shutdown: Shutdown::new(),
+            extensions: http::Extensions::new(),
         };
         let (a, b) = tokio::io::duplex(64);
         let config = Config::default();

@@ -286,16 +286,19 @@ async fn tcp_from(ip: [u8; 4], to: SocketAddr) -> TcpStream {
 }
 
 /// Two connections per address under a cap of 2: the third from 127.0.0.1 gets 503, while
-/// 127.0.0.2 still gets its own two. Real loopback TCP.
+/// 127.0.0.2 still gets its own two. Real loopback TCP (counted as `limit_loopback` asks).
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn per_ip_cap_at_the_limit_and_one_past_it() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let limits = ServeConfig::default()
+        .with_max_connections(100)
+        .with_max_connections_per_ip(2)
+        .with_limit_loopback(true);
     let server = ws_tokio::serve(listener, echo)
         .config(quiet())
-        .max_connections(100)
-        .max_connections_per_ip(2);
+        .serve_config(limits);
     tokio::spawn(server.into_future());
 
     let mut held = Vec::new();
@@ -328,6 +331,30 @@ async fn per_ip_cap_at_the_limit_and_one_past_it() {
     assert_echo(&mut again.expect("a place for 127.0.0.1 again"), "back").await;
     let mut third = tcp_from([127, 0, 0, 2], addr).await;
     assert_busy(&raw_request(&mut third).await);
+}
+
+/// By default loopback clients (a reverse proxy on the same host) are not held to the per-IP
+/// cap: three from 127.0.0.1 under a cap of 1, and the total cap still answers 503.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn loopback_is_not_held_to_the_per_ip_cap_by_default() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ws_tokio::serve(listener, echo)
+        .config(quiet())
+        .max_connections(3)
+        .max_connections_per_ip(1);
+    tokio::spawn(server.into_future());
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let mut ws = ws_client(tcp_from([127, 0, 0, 1], addr).await)
+            .await
+            .unwrap_or_else(|e| panic!("#{i}: {e}"));
+        assert_echo(&mut ws, "hi").await;
+        held.push(ws);
+    }
+    let mut fourth = tcp_from([127, 0, 0, 1], addr).await;
+    assert_busy(&raw_request(&mut fourth).await);
 }
 
 /// A Unix-domain socket has no IP address: a per-IP cap of 1 does not stop a second client.
@@ -717,6 +744,43 @@ async fn origin_policy_and_accept_callback() {
         .await
         .expect("no Origin: not a browser");
     assert_echo(&mut ws, "no origin").await;
+}
+
+/// What the accept callback found out reaches the handler, per connection.
+#[tokio::test(start_paused = true)]
+async fn the_accept_callback_hands_values_to_the_handler() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Room(String);
+    let (listener, conn) = mem_listener();
+    let server = ws_tokio::serve(listener, |mut ws, info| async move {
+        // Greets with the room the callback took from the path, then echoes.
+        let room = info.extensions.get::<Room>().cloned();
+        let text = format!("room {room:?}");
+        if ws.send(Message::text(text)).await.is_ok() {
+            echo(ws, info).await;
+        }
+    })
+    .config(quiet())
+    .accept_with(|req| {
+        let mut answer = AcceptResponse::new();
+        if let Some(room) = req.path().strip_prefix("/room/") {
+            answer = answer.extension(Room(room.to_owned()));
+        }
+        Ok(answer)
+    });
+    tokio::spawn(server.into_future());
+    for (path, greeting) in [
+        ("/room/a", r#"room Some(Room("a"))"#),
+        ("/room/b", r#"room Some(Room("b"))"#),
+        ("/", "room None"),
+    ] {
+        let mut ws = ws_client_to(conn.connect(), path, None).await.unwrap();
+        match bounded("greeting", ws.recv()).await {
+            Some(Ok(Message::Text(t))) => assert_eq!(t.as_str(), greeting, "{path}"),
+            other => panic!("{other:?}"),
+        }
+        assert_echo(&mut ws, "still echoes").await;
+    }
 }
 
 static BAD_ORIGINS: OriginPolicy<'static> = OriginPolicy::new().with_allowed(&["https://a b"]);

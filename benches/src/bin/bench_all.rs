@@ -22,14 +22,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use benches::child;
 use benches::cli::{Args, die, fmt_size};
 use benches::procfs;
+use benches::report::{fmt_bytes, fmt_conn_bytes, fmt_rate, header, lock_version, row, today};
 use benches::server::{Impl, serve};
 use benches::stats::{fmt_ns, median};
 use ws_tokio::load::{
@@ -78,47 +79,17 @@ struct Settings {
     loadavg_start: f64,
 }
 
-/// A running server child.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
+/// A server child for `imp`: this binary with `--serve`.
+struct Server;
 
 impl Server {
-    fn start(imp: Impl, workers: usize) -> std::io::Result<Server> {
-        let exe = std::env::current_exe()?;
-        let mut child = Command::new(exe)
-            .args(["--serve", imp.name(), "--workers", &workers.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| std::io::Error::other("no stdout"))?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let port: u16 = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("server said {line:?}")))?;
-        Ok(Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn start(imp: Impl, workers: usize) -> std::io::Result<child::Server> {
+        child::Server::start(&[
+            "--serve".into(),
+            imp.name().into(),
+            "--workers".into(),
+            workers.to_string(),
+        ])
     }
 }
 
@@ -248,7 +219,7 @@ fn target(addr: SocketAddr) -> Target {
     Target::from_addr(addr).with_path("/echo")
 }
 
-fn run_cell(cell: Cell, s: &Settings, server: &Server) -> std::io::Result<LoadResult> {
+fn run_cell(cell: Cell, s: &Settings, server: &child::Server) -> std::io::Result<LoadResult> {
     let o = LoadOpts::new(target(server.addr))
         .with_warmup(s.warmup)
         .with_duration(s.duration)
@@ -380,100 +351,6 @@ fn matrix(s: &Settings) {
 // Rendering
 // ---------------------------------------------------------------------------------------------
 
-fn fmt_rate(x: f64) -> String {
-    if x.is_nan() {
-        "-".into()
-    } else if x >= 1e6 {
-        format!("{:.2}M", x / 1e6)
-    } else if x >= 1e4 {
-        format!("{:.1}k", x / 1e3)
-    } else {
-        format!("{x:.0}")
-    }
-}
-
-fn fmt_bytes(x: f64) -> String {
-    if x.is_nan() {
-        "-".into()
-    } else if x >= 1024.0 * 1024.0 {
-        format!("{:.2} MiB", x / 1048576.0)
-    } else if x >= 1024.0 {
-        format!("{:.1} KiB", x / 1024.0)
-    } else {
-        format!("{x:.0} B")
-    }
-}
-
-/// Bytes per connection: exact below 16 KiB (where the 2 KB goal lies), else as [`fmt_bytes`].
-fn fmt_conn_bytes(x: f64) -> String {
-    if x < 16384.0 {
-        format!("{x:.0} B")
-    } else {
-        fmt_bytes(x)
-    }
-}
-
-/// A row of values (one per implementation) plus ours divided by the best peer.
-/// `higher_better` picks the best; the best value is bold.
-fn row(
-    label: &str,
-    impls: &[Impl],
-    vals: &[f64],
-    fmt: &dyn Fn(f64) -> String,
-    higher_better: bool,
-) -> String {
-    let better = |a: f64, b: f64| if higher_better { a > b } else { a < b };
-    let best_all = vals
-        .iter()
-        .copied()
-        .filter(|v| !v.is_nan())
-        .fold(f64::NAN, |acc, v| {
-            if acc.is_nan() || better(v, acc) {
-                v
-            } else {
-                acc
-            }
-        });
-    let mut out = format!("| {label} |");
-    for &v in vals {
-        if !v.is_nan() && v == best_all {
-            let _ = write!(out, " **{}** |", fmt(v));
-        } else {
-            let _ = write!(out, " {} |", fmt(v));
-        }
-    }
-    // Ours (the first "ours" configuration) against the best peer.
-    let ours = impls.iter().position(|i| i.is_ours()).map(|i| vals[i]);
-    let mut best_peer: Option<(f64, Impl)> = None;
-    for (i, &imp) in impls.iter().enumerate() {
-        if imp.is_ours() || vals[i].is_nan() {
-            continue;
-        }
-        if best_peer.is_none_or(|(b, _)| better(vals[i], b)) {
-            best_peer = Some((vals[i], imp));
-        }
-    }
-    match (ours, best_peer) {
-        (Some(o), Some((b, imp))) if !o.is_nan() && b > 0.0 => {
-            let _ = write!(out, " {:.2}× ({}) |", o / b, imp.name());
-        }
-        _ => out.push_str(" - |"),
-    }
-    out
-}
-
-fn header(first: &str, impls: &[Impl], last: &str) -> String {
-    let mut h = format!("| {first} |");
-    let mut sep = String::from("|---|");
-    for i in impls {
-        let _ = write!(h, " {} |", i.name());
-        sep.push_str("---:|");
-    }
-    let _ = write!(h, " {last} |");
-    sep.push_str("---|");
-    format!("{h}\n{sep}\n")
-}
-
 /// Median over rounds of `f`, per implementation.
 fn medians(
     results: &BTreeMap<(usize, usize), Vec<LoadResult>>,
@@ -488,36 +365,6 @@ fn medians(
                 .map_or(f64::NAN, |v| median(&v.iter().map(f).collect::<Vec<_>>()))
         })
         .collect()
-}
-
-fn lock_version(name: &str) -> String {
-    let lock = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
-    let Ok(text) = std::fs::read_to_string(lock) else {
-        return "?".into();
-    };
-    let pat = format!("name = \"{name}\"\nversion = \"");
-    text.find(&pat)
-        .and_then(|i| text[i + pat.len()..].split('"').next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
-/// Today's date (UTC) as YYYY-MM-DD.
-fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + (m <= 2) as i64;
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 fn machine_section(s: &Settings) -> String {

@@ -178,12 +178,13 @@ impl FrameReader {
 
     /// Reads one whole frame, keeping only its header and first bytes.
     pub async fn read_frame<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> io::Result<FrameInfo> {
-        self.read_frame_with(r, |_| {}).await
+        self.read_frame_with(r, |_, _| {}).await
     }
 
     /// Reads one whole frame like [`read_frame`](Self::read_frame), handing every piece of its
-    /// payload to `on_payload` as it arrives (in order; slices of the read buffer, not copies).
-    /// A masked frame, a reserved opcode or a malformed length is an `InvalidData` error.
+    /// payload to `on_payload` as it arrives, with the frame's header (FIN, RSV bits,
+    /// opcode): in order, as slices of the read buffer, not copies. A masked frame, a
+    /// reserved opcode or a malformed length is an `InvalidData` error.
     pub async fn read_frame_with<R, F>(
         &mut self,
         r: &mut R,
@@ -191,7 +192,7 @@ impl FrameReader {
     ) -> io::Result<FrameInfo>
     where
         R: AsyncRead + Unpin,
-        F: FnMut(&[u8]),
+        F: FnMut(&FrameHeader, &[u8]),
     {
         let (header, header_len) = loop {
             match FrameHeader::decode(self.buffered()) {
@@ -215,7 +216,7 @@ impl FrameReader {
                 got += k;
             }
             if avail > 0 {
-                on_payload(&self.buf[self.start..self.start + avail]);
+                on_payload(&header, &self.buf[self.start..self.start + avail]);
             }
             self.start += avail;
             remaining -= avail as u64;
@@ -584,7 +585,10 @@ mod tests {
             let mut reader = FrameReader::new(256);
             let mut seen = Vec::new();
             let f = reader
-                .read_frame_with(&mut a, |p| seen.extend_from_slice(p))
+                .read_frame_with(&mut a, |h, p| {
+                    assert_eq!(h.opcode, OpCode::Text);
+                    seen.extend_from_slice(p);
+                })
                 .await
                 .unwrap();
             assert_eq!(

@@ -56,11 +56,11 @@ pub use client::{
 };
 pub use report::Report;
 pub use run::{
-    IdleResult, K6Scenario, LoadOpts, LoadResult, MAX_CONNECTIONS, Memory, make_payload, run_echo,
-    run_echo_with, run_handshakes, run_idle, run_k6, run_k6_with, run_pipeline, run_pipeline_with,
-    runtime,
+    CpuTimes, IdleResult, K6Scenario, LoadOpts, LoadResult, MAX_CONNECTIONS, Memory, make_payload,
+    run_echo, run_echo_with, run_handshakes, run_idle, run_k6, run_k6_with, run_pipeline,
+    run_pipeline_with, runtime,
 };
-pub use stats::{K6Metrics, Summary, TREND_MAX_NS, Trend, fmt_duration};
+pub use stats::{K6Metrics, SharedTrend, Summary, TREND_MAX_NS, Trend, TrendBatch, fmt_duration};
 
 use crate::connect::{MaybeTlsStream, Url};
 use crate::error::Error;

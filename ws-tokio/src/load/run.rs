@@ -346,29 +346,45 @@ struct TaskOut {
     session: Duration,
 }
 
-/// CPU readings at one instant: server, this process, the whole machine.
-#[derive(Clone, Copy)]
-struct CpuSnap {
-    server: Option<u64>,
-    client: Option<u64>,
-    system: Option<u64>,
+/// CPU time read at one instant (nanoseconds, `None` where it cannot be read): the server
+/// process's, this process's, and the whole machine's busy time ([`sys`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CpuTimes {
+    /// The server process's `utime + stime`.
+    pub server: Option<u64>,
+    /// This process's `utime + stime`.
+    pub client: Option<u64>,
+    /// The machine's busy (and stolen) time.
+    pub system: Option<u64>,
 }
 
-impl CpuSnap {
-    fn take(pid: Option<u32>) -> CpuSnap {
-        CpuSnap {
-            server: cpu(pid),
+impl CpuTimes {
+    /// Reads them now (`server_pid`: the server process, if known).
+    pub fn take(server_pid: Option<u32>) -> CpuTimes {
+        CpuTimes {
+            server: cpu(server_pid),
             client: sys::cpu_time_ns(std::process::id()).ok(),
             system: sys::system_cpu_ns().ok().map(|(busy, _)| busy),
         }
     }
 
-    /// Stores `later - self` into `res`.
-    fn store_delta(&self, later: &CpuSnap, res: &mut LoadResult) {
+    /// `later - self`, field by field (`None` where either is).
+    pub fn until(&self, later: &CpuTimes) -> CpuTimes {
         let d = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
-        res.server_cpu_ns = d(self.server, later.server);
-        res.client_cpu_ns = d(self.client, later.client);
-        res.system_busy_ns = d(self.system, later.system);
+        CpuTimes {
+            server: d(self.server, later.server),
+            client: d(self.client, later.client),
+            system: d(self.system, later.system),
+        }
+    }
+
+    /// Stores `later - self` into `res`.
+    fn store_delta(&self, later: &CpuTimes, res: &mut LoadResult) {
+        let d = self.until(later);
+        res.server_cpu_ns = d.server;
+        res.client_cpu_ns = d.client;
+        res.system_busy_ns = d.system;
     }
 }
 
@@ -394,13 +410,13 @@ fn spawn_rss_sampler(
 /// Measures the window: warm-up, then `duration` with CPU times sampled at both ends.
 async fn window(o: &LoadOpts, phase: &AtomicU8, res: &mut LoadResult) {
     tokio::time::sleep(o.warmup).await;
-    let before = CpuSnap::take(o.server_pid);
+    let before = CpuTimes::take(o.server_pid);
     let t0 = Instant::now();
     phase.store(MEASURE, Relaxed);
     tokio::time::sleep(o.duration).await;
     phase.store(STOP, Relaxed);
     res.secs = t0.elapsed().as_secs_f64();
-    before.store_delta(&CpuSnap::take(o.server_pid), res);
+    before.store_delta(&CpuTimes::take(o.server_pid), res);
 }
 
 /// Collects the tasks' reports, giving up on stragglers after [`DRAIN_TIMEOUT`].
@@ -1174,7 +1190,7 @@ async fn k6(s: K6Scenario, progress: Arc<Progress>) -> io::Result<LoadResult> {
     let sampler = spawn_rss_sampler(s.server_pid, stop.clone());
     let start = tokio::time::Instant::now();
     let end = start + s.duration;
-    let before = CpuSnap::take(s.server_pid);
+    let before = CpuTimes::take(s.server_pid);
     let mut seeds = Rng::from_entropy();
     let payload: Arc<[u8]> = make_payload(s.size, true, &mut Rng::from_entropy()).into();
     let (lo, hi) = (s.interval.0.as_secs_f64(), s.interval.1.as_secs_f64());
@@ -1275,7 +1291,7 @@ async fn k6(s: K6Scenario, progress: Arc<Progress>) -> io::Result<LoadResult> {
     res.total_secs = res.secs;
     res.count = res.k6.msgs_received;
     res.peak_connections = progress.peak_open.load(Relaxed);
-    before.store_delta(&CpuSnap::take(s.server_pid), &mut res);
+    before.store_delta(&CpuTimes::take(s.server_pid), &mut res);
     let mem = match (rss_before, sampler) {
         (Some(b), Some(s)) => Some((b, stop, s)),
         _ => {

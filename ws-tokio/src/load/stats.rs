@@ -134,43 +134,62 @@ impl Trend {
 
 /// A [`Trend`] many tasks record into: each holds a [`TrendBatch`] whose samples are added
 /// under the lock every [`TrendBatch::CAPACITY`] samples (and when it is dropped), so that
-/// 10,000 tasks need one histogram, not one each (a histogram is about 240 KiB).
+/// 10,000 tasks need one histogram, not one each (a histogram is about 240 KiB). Clones share
+/// the trend.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_tokio::load::SharedTrend;
+///
+/// let shared = SharedTrend::default();
+/// let tasks: Vec<_> = (1..=4u64)
+///     .map(|i| {
+///         let mut batch = shared.batch();
+///         std::thread::spawn(move || batch.record(Duration::from_millis(i)))
+///     })
+///     .collect();
+/// for t in tasks {
+///     t.join().unwrap(); // each batch is flushed when its thread drops it
+/// }
+/// assert_eq!(shared.snapshot().count(), 4);
+/// ```
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SharedTrend(std::sync::Arc<std::sync::Mutex<Trend>>);
+pub struct SharedTrend(std::sync::Arc<std::sync::Mutex<Trend>>);
 
 impl SharedTrend {
     /// A batch for one task.
-    pub(crate) fn batch(&self) -> TrendBatch {
+    pub fn batch(&self) -> TrendBatch {
         TrendBatch {
             shared: self.0.clone(),
             samples: Vec::new(),
         }
     }
 
-    /// Everything recorded so far (batches still held by tasks not included).
-    pub(crate) fn snapshot(&self) -> Trend {
+    /// Everything recorded so far (samples still held in batches not included).
+    pub fn snapshot(&self) -> Trend {
         self.0.lock().map(|t| t.clone()).unwrap_or_default()
     }
 }
 
-/// One task's samples on their way into a [`SharedTrend`].
+/// One task's samples on their way into a [`SharedTrend`]: added every
+/// [`CAPACITY`](Self::CAPACITY) samples, at [`flush`](Self::flush) and when dropped.
 #[derive(Debug)]
-pub(crate) struct TrendBatch {
+pub struct TrendBatch {
     shared: std::sync::Arc<std::sync::Mutex<Trend>>,
     samples: Vec<u64>,
 }
 
 impl TrendBatch {
     /// Samples kept before they are added to the shared trend.
-    pub(crate) const CAPACITY: usize = 64;
+    pub const CAPACITY: usize = 64;
 
     /// Records one sample.
-    pub(crate) fn record(&mut self, d: Duration) {
+    pub fn record(&mut self, d: Duration) {
         self.record_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
 
     /// Records one sample in nanoseconds.
-    pub(crate) fn record_ns(&mut self, ns: u64) {
+    pub fn record_ns(&mut self, ns: u64) {
         self.samples.push(ns);
         if self.samples.len() >= Self::CAPACITY {
             self.flush();
@@ -178,7 +197,7 @@ impl TrendBatch {
     }
 
     /// Adds the kept samples to the shared trend.
-    pub(crate) fn flush(&mut self) {
+    pub fn flush(&mut self) {
         if self.samples.is_empty() {
             return;
         }
