@@ -210,8 +210,11 @@ print(f"ok: {sessions} sessions, {sent} messages echoed, peak {r['peak_connectio
 EOF
 
 echo "== 6. the binary's Rust tests (feature cli: not in the workspace run) and the load module's"
-cargo test -p ws-tokio --features cli --test cli --test load --bins --lib 2>&1 | grep -E "^test result|FAILED|panicked|Running"
+cargo test -p ws-tokio --features cli --test cli --test load --bins 2>&1 | grep -E "^test result|FAILED|panicked|Running"
 test "${PIPESTATUS[0]}" = 0 || fail "cargo test failed"
+# The load module's unit tests (the rest of the library's run in the workspace run).
+cargo test -p ws-tokio --features cli --lib load:: 2>&1 | grep -E "^test result|FAILED|panicked|Running"
+test "${PIPESTATUS[0]}" = 0 || fail "the load module's unit tests failed"
 cargo test -p ws-tokio --features load --doc load 2>&1 | grep -E "^test result|FAILED|panicked"
 test "${PIPESTATUS[0]}" = 0 || fail "the load module's doc tests failed"
 
