@@ -129,17 +129,33 @@ where
         return exit::USAGE;
     }
     let out = shared.out.clone();
-    let server = ws_tokio::serve(listener, move |ws, info| handle(ws, info, shared.clone()))
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let head = |max: usize| {
+        format!(
+            "listening on {scheme}://{local}/ ({mode}; up to {max} connections, descriptor limit {nofile})"
+        )
+    };
+    let r = if shared.topics.is_some() {
+        let server = ws_tokio::serve(listener, move |ws, info| {
+            broadcast_connection(ws, info, shared.clone())
+        })
         .config(config)
         .serve_config(limits)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        });
-    out.out(format!(
-        "listening on {scheme}://{local}/ ({mode}; up to {} connections, descriptor limit {nofile})",
-        server.effective_max_connections()
-    ));
-    let r = server.await;
+        .with_graceful_shutdown(shutdown);
+        out.out(head(server.effective_max_connections()));
+        server.await
+    } else {
+        let server = ws_tokio::serve(listener, move |ws, info| {
+            echo_connection(ws, info, shared.clone())
+        })
+        .config(config)
+        .serve_config(limits)
+        .with_graceful_shutdown(shutdown);
+        out.out(head(server.effective_max_connections()));
+        server.await
+    };
     match r {
         Ok(()) => {
             out.err("shut down: every connection closed with 1001");
@@ -163,13 +179,8 @@ fn cut(s: String) -> String {
     format!("{}... ({} bytes)", &s[..end], s.len())
 }
 
-/// One connection of an echo or broadcast server: `+` when it opens, `<` for each message,
-/// `-` with how it ended.
-async fn handle<S>(ws: WebSocket<S>, info: ConnInfo<SocketAddr>, sh: Arc<Shared>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let peer = info.remote_addr;
+/// `+` when a connection opens.
+fn opened(sh: &Shared, peer: SocketAddr) {
     let open = sh.open.fetch_add(1, Relaxed) + 1;
     if !sh.quiet {
         sh.out.out(
@@ -177,10 +188,10 @@ where
                 .control(&format!("+ {peer} connected ({open} open)")),
         );
     }
-    let (end, close) = match &sh.topics {
-        None => echo(ws, &info, &sh).await,
-        Some(topics) => broadcast(topics.subscriber(ws), topics, &info, &sh).await,
-    };
+}
+
+/// `-` with how it ended.
+fn closed(sh: &Shared, peer: SocketAddr, (end, close): End) {
     let open = sh.open.fetch_sub(1, Relaxed) - 1;
     if !sh.quiet {
         let how = match (end, close) {
@@ -192,6 +203,30 @@ where
         sh.out
             .out(sh.palette.control(&format!("- {peer} {how} ({open} open)")));
     }
+}
+
+/// One connection of the echo server. (Each mode has a handler of its own, so that every
+/// connection's task is only as large as its own mode needs.)
+async fn echo_connection<S>(ws: WebSocket<S>, info: ConnInfo<SocketAddr>, sh: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    opened(&sh, info.remote_addr);
+    let end = echo(ws, &info, &sh).await;
+    closed(&sh, info.remote_addr, end);
+}
+
+/// One connection of the broadcast server.
+async fn broadcast_connection<S>(ws: WebSocket<S>, info: ConnInfo<SocketAddr>, sh: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(topics) = sh.topics.clone() else {
+        return;
+    };
+    opened(&sh, info.remote_addr);
+    let end = broadcast(topics.subscriber(ws), &topics, &info, &sh).await;
+    closed(&sh, info.remote_addr, end);
 }
 
 /// How a connection ended: an error, and the peer's close frame.
