@@ -5,8 +5,9 @@
 //! - `src/bin/micro_report.rs`: the same figures without criterion, as a markdown table.
 //! - `src/bin/bench_server.rs`: one echo server per implementation (ours, tokio-tungstenite,
 //!   fastwebsockets, tokio-websockets), all built the same way.
-//! - `src/bin/bench_load.rs`: the load generator (a raw client: fresh random mask per frame,
-//!   round trips measured), also k6-style session figures and a k6-like ramping scenario.
+//! - `src/bin/bench_load.rs`: the load generator on the command line: `ws_tokio::load` (the
+//!   one behind `ws bench`: a raw client, a fresh random mask per frame, round trips
+//!   measured, k6-style session figures and a k6-like ramping scenario).
 //! - `src/bin/bench_all.rs`: the driver that runs the whole matrix and writes `RESULTS.md`.
 //! - `src/bin/soak.rs`: the serve loop held for minutes with keepalive pings while some
 //!   clients stop answering; the server's RSS curve.
@@ -15,9 +16,7 @@
 
 pub mod child;
 pub mod cli;
-pub mod client;
 pub mod fanout;
-pub mod load;
 pub mod micro;
 pub mod procfs;
 pub mod report;

@@ -1,31 +1,16 @@
-//! What `/proc` tells about a process and the machine: CPU time, RSS, CPU model.
+//! What `/proc` tells about a process and the machine: CPU time, RSS, CPU model. The
+//! readings a load run takes (a process's CPU time and RSS, the machine's CPU time) are
+//! `ws_tokio::load::sys`'s, re-exported here.
 
 use std::io;
+
+pub use ws_tokio::load::sys::{cpu_time_ns, rss_bytes, system_cpu_ns};
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), for the times in `/proc/<pid>/stat`.
 pub fn clk_tck() -> u64 {
     // SAFETY: sysconf has no preconditions and only reads its argument.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as u64 } else { 100 }
-}
-
-/// `utime + stime` of process `pid` (all its threads), in nanoseconds.
-pub fn cpu_time_ns(pid: u32) -> io::Result<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) is in parentheses and may contain spaces: split after it.
-    let rest = s
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad /proc stat"))?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime is field 14, stime field 15.
-    let field = |i: usize| -> io::Result<u64> {
-        f.get(i - 3)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad /proc stat field"))
-    };
-    let ticks = field(14)? + field(15)?;
-    Ok(ticks * 1_000_000_000 / clk_tck())
 }
 
 /// CPU time of process `pid` in nanoseconds, to the nanosecond: the sum over its threads of
@@ -50,16 +35,6 @@ pub fn cpu_time_fine_ns(pid: u32) -> io::Result<u64> {
         Ok(total)
     };
     fine().or_else(|_| cpu_time_ns(pid))
-}
-
-/// Resident set size of process `pid`, in bytes (`VmRSS`).
-pub fn rss_bytes(pid: u32) -> io::Result<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS"))
 }
 
 /// The CPU model name and the number of online CPUs.
@@ -121,33 +96,6 @@ pub fn raise_nofile(want: u64) -> u64 {
     } else {
         r.rlim_cur
     }
-}
-
-/// System-wide CPU time from the first line of `/proc/stat`: `(busy, total)` in nanoseconds,
-/// where busy counts user, nice, system, irq, softirq and steal (time the hypervisor gave to
-/// someone else), and total adds idle and iowait.
-pub fn system_cpu_ns() -> io::Result<(u64, u64)> {
-    let s = std::fs::read_to_string("/proc/stat")?;
-    let line = s
-        .lines()
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "empty /proc/stat"))?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    if v.len() < 8 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "short /proc/stat",
-        ));
-    }
-    let busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-    let total = busy + v[3] + v[4];
-    let ns = 1_000_000_000 / clk_tck();
-    Ok((busy * ns, total * ns))
 }
 
 /// The 1-minute load average.

@@ -20,6 +20,8 @@
 //!   permessage-deflate; both answer HTTP/1.1 upgrades and HTTP/2 extended CONNECT;
 //! - [`serve()`]: the accept loop, with connection caps (total and per IP, answered with 503),
 //!   handshake deadlines, backoff on `EMFILE`, and graceful shutdown with 1001;
+//! - with the `load` feature, `load`: the load generator behind the `ws bench` command (echo,
+//!   pipelined, handshakes, idle memory, a k6-style scenario) and its k6 metrics;
 //! - [`proxy`]: HTTP `CONNECT` and SOCKS5 proxies, set in [`ClientRequest::proxy`] or taken
 //!   from `https_proxy` / `http_proxy` / `all_proxy` / `no_proxy`; `tls` (feature `rustls`):
 //!   client roots and certificates, the server's configuration from PEM files;
@@ -53,6 +55,8 @@ mod handshake;
 pub mod http2;
 #[cfg(feature = "hyper")]
 pub mod hyper;
+#[cfg(feature = "load")]
+pub mod load;
 pub mod proxy;
 pub mod reconnect;
 pub mod serve;

@@ -29,14 +29,14 @@ use std::time::{Duration, Instant};
 
 use benches::child;
 use benches::cli::{Args, die, fmt_size};
-use benches::load::{
-    IdleResult, K6Scenario, LoadOpts, LoadResult, run_echo, run_handshakes, run_idle, run_k6,
-    run_pipeline,
-};
 use benches::procfs;
 use benches::report::{fmt_bytes, fmt_conn_bytes, fmt_rate, header, lock_version, row, today};
 use benches::server::{Impl, serve};
-use benches::stats::{K6Metrics, fmt_ns, median};
+use benches::stats::{fmt_ns, median};
+use ws_tokio::load::{
+    IdleResult, K6Metrics, K6Scenario, LoadOpts, LoadResult, Target, Trend, run_echo,
+    run_handshakes, run_idle, run_k6, run_pipeline,
+};
 
 /// One measurement of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -214,29 +214,42 @@ struct RunRecord {
     errors: u64,
 }
 
+/// What the load requests of every server: `/echo`.
+fn target(addr: SocketAddr) -> Target {
+    Target::from_addr(addr).with_path("/echo")
+}
+
 fn run_cell(cell: Cell, s: &Settings, server: &child::Server) -> std::io::Result<LoadResult> {
-    let mut o = LoadOpts::new(server.addr);
-    o.warmup = s.warmup;
-    o.duration = s.duration;
-    o.server_pid = Some(server.pid());
-    o.client_threads = s.client_threads;
-    o.text = s.text;
+    let o = LoadOpts::new(target(server.addr))
+        .with_warmup(s.warmup)
+        .with_duration(s.duration)
+        .with_server_pid(Some(server.pid()))
+        .with_client_threads(s.client_threads)
+        .with_text(s.text);
     match cell {
-        Cell::Echo { conns, size } => {
-            o.conns = conns;
-            o.size = size;
-            run_echo(&o)
-        }
+        Cell::Echo { conns, size } => run_echo(&o.with_conns(conns).with_size(size)),
         Cell::Pipeline { inflight, size } => {
-            o.inflight = inflight;
-            o.size = size;
-            run_pipeline(&o)
+            run_pipeline(&o.with_inflight(inflight).with_size(size))
         }
-        Cell::Handshake { conns } => {
-            o.conns = conns;
-            run_handshakes(&o)
-        }
+        Cell::Handshake { conns } => run_handshakes(&o.with_conns(conns)),
     }
+}
+
+/// The k6 columns of the tables: `connecting avg | p95 | sessions | sent | received | session
+/// avg | p95`.
+fn k6_cells(k: &K6Metrics) -> String {
+    let ns = |d: std::time::Duration| fmt_ns(d.as_nanos() as f64);
+    let (c, d) = (k.connecting.summary(), k.session_duration.summary());
+    format!(
+        "{} | {} | {} | {} | {} | {} | {}",
+        ns(c.avg),
+        ns(c.p95),
+        k.sessions,
+        k.msgs_sent,
+        k.msgs_received,
+        ns(d.avg),
+        ns(d.p95),
+    )
 }
 
 fn matrix(s: &Settings) {
@@ -292,8 +305,9 @@ fn matrix(s: &Settings) {
         }
         if s.idle_conns > 0 && round < s.idle_rounds {
             for imp in rotated(&s.impls, round) {
-                let r = Server::start(imp, s.workers)
-                    .and_then(|srv| run_idle(srv.addr, s.idle_conns, srv.pid(), s.client_threads));
+                let r = Server::start(imp, s.workers).and_then(|srv| {
+                    run_idle(&target(srv.addr), s.idle_conns, srv.pid(), s.client_threads)
+                });
                 match r {
                     Ok(r) => {
                         eprintln!(
@@ -392,7 +406,7 @@ fn machine_section(s: &Settings) -> String {
     );
     let _ = writeln!(
         m,
-        "- Load: `bench_load` client code in this process ({} runtime thread(s)), {} messages, a \
+        "- Load: `ws_tokio::load` client code in this process ({} runtime thread(s)), {} messages, a \
          fresh random mask per frame; {} rounds, implementation order rotated per round and \
          cell; each run {:.2} s warm-up + {:.2} s measured; medians over rounds",
         s.client_threads,
@@ -606,7 +620,7 @@ fn render(
             total.merge(&r.k6);
             errors += r.errors;
         }
-        let _ = writeln!(md, "| {} | {} | {errors} |", imp.name(), total.row_cells());
+        let _ = writeln!(md, "| {} | {} | {errors} |", imp.name(), k6_cells(&total));
     }
     let _ = writeln!(
         md,
@@ -623,7 +637,7 @@ fn render(
             r.round + 1,
             r.what,
             r.imp.name(),
-            r.k6.row_cells(),
+            k6_cells(&r.k6),
             r.errors
         );
     }
@@ -673,16 +687,16 @@ fn k6_scenario(args: &Args, s: &Settings) {
     for round in 0..rounds {
         for imp in rotated(&s.impls, round) {
             let r = Server::start(imp, s.workers).and_then(|srv| {
-                run_k6(&K6Scenario {
-                    addr: srv.addr,
-                    vus,
-                    ramp,
-                    duration,
-                    session,
-                    size,
-                    server_pid: Some(srv.pid()),
-                    client_threads: s.client_threads,
-                })
+                run_k6(
+                    &K6Scenario::new(target(srv.addr))
+                        .with_vus(vus)
+                        .with_ramp(ramp)
+                        .with_duration(duration)
+                        .with_session(session)
+                        .with_size(size)
+                        .with_server_pid(Some(srv.pid()))
+                        .with_client_threads(s.client_threads),
+                )
             });
             let ii = s.impls.iter().position(|&i| i == imp).unwrap_or(0);
             match r {
@@ -710,11 +724,11 @@ fn k6_scenario(args: &Args, s: &Settings) {
             continue;
         }
         let mut k6 = K6Metrics::default();
-        let mut lat = benches::stats::latency_histogram();
+        let mut lat = Trend::new();
         let (mut cpu, mut errors, mut bg) = (0u64, 0u64, Vec::new());
         for r in runs {
             k6.merge(&r.k6);
-            let _ = lat.add(&r.latency);
+            lat.merge(&r.latency);
             cpu += r.server_cpu_ns.unwrap_or(0);
             errors += r.errors;
             bg.push(r.background_cores());
@@ -723,14 +737,14 @@ fn k6_scenario(args: &Args, s: &Settings) {
             if lat.is_empty() {
                 f64::NAN
             } else {
-                lat.value_at_quantile(x) as f64
+                lat.quantile(x).as_nanos() as f64
             }
         };
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {:.2} |",
             imp.name(),
-            k6.row_cells(),
+            k6_cells(&k6),
             fmt_ns(q(0.5)),
             fmt_ns(q(0.99)),
             fmt_ns(cpu as f64 / runs.len() as f64),

@@ -17,16 +17,17 @@
 //! - `--k6-scenario`: ramps up to N virtual users; each session sends a message every 1-3 s
 //!   and leaves after `--session` seconds, then starts a new one.
 //!
+//! The load generator is `ws_tokio::load` (the one behind `ws bench`), requesting `/echo`.
 //! Every frame carries a fresh random mask. Prints messages/s, p50/p99/p99.9 round trip,
 //! the server's CPU time per message (from `/proc/<pid>/stat`, with `--server-pid`) and the
 //! k6-style figures (`ws_connecting`, `ws_sessions`, `ws_msgs_sent`, `ws_msgs_received`,
 //! `ws_session_duration`).
 
 use benches::cli::{Args, die, fmt_size};
-use benches::load::{
-    K6Scenario, LoadOpts, run_echo, run_handshakes, run_idle, run_k6, run_pipeline,
-};
 use benches::procfs;
+use ws_tokio::load::{
+    K6Scenario, LoadOpts, Target, run_echo, run_handshakes, run_idle, run_k6, run_pipeline,
+};
 
 fn main() {
     let args = Args::from_env();
@@ -35,6 +36,7 @@ fn main() {
         return;
     }
     let addr = args.loopback_addr("addr", "127.0.0.1:9001");
+    let target = Target::from_addr(addr).with_path("/echo");
     let server_pid: Option<u32> = args
         .value("server-pid")
         .map(|v| v.parse().unwrap_or_else(|_| die("bad --server-pid")));
@@ -42,16 +44,14 @@ fn main() {
     procfs::raise_nofile(65_536);
 
     if args.flag("k6-scenario") {
-        let s = K6Scenario {
-            addr,
-            vus: args.get("vus", 100usize),
-            ramp: args.secs("ramp", 10.0),
-            duration: args.secs("duration", 30.0),
-            session: args.secs("session", 10.0),
-            size: args.size("size", 64),
-            server_pid,
-            client_threads,
-        };
+        let s = K6Scenario::new(target)
+            .with_vus(args.get("vus", 100usize))
+            .with_ramp(args.secs("ramp", 10.0))
+            .with_duration(args.secs("duration", 30.0))
+            .with_session(args.secs("session", 10.0))
+            .with_size(args.size("size", 64))
+            .with_server_pid(server_pid)
+            .with_client_threads(client_threads);
         println!(
             "k6 scenario: {} VUs ramped over {:?}, {:?} total, sessions of {:?}, {} messages every 1-3 s",
             s.vus,
@@ -71,15 +71,15 @@ fn main() {
     }
 
     let mode = args.value("mode").unwrap_or("echo");
-    let mut o = LoadOpts::new(addr);
-    o.conns = args.get("conns", 1usize);
-    o.size = args.size("size", 16);
-    o.text = args.flag("text");
-    o.warmup = args.secs("warmup", 1.0);
-    o.duration = args.secs("duration", 5.0);
-    o.server_pid = server_pid;
-    o.client_threads = client_threads;
-    o.inflight = args.get("inflight", 1000usize);
+    let o = LoadOpts::new(target.clone())
+        .with_conns(args.get("conns", 1usize))
+        .with_size(args.size("size", 16))
+        .with_text(args.flag("text"))
+        .with_warmup(args.secs("warmup", 1.0))
+        .with_duration(args.secs("duration", 5.0))
+        .with_server_pid(server_pid)
+        .with_client_threads(client_threads)
+        .with_inflight(args.get("inflight", 1000usize));
     if o.conns == 0 || o.conns > 60_000 {
         die("--conns must be 1..=60000");
     }
@@ -89,7 +89,7 @@ fn main() {
         "handshake" => run_handshakes(&o),
         "idle" => {
             let pid = server_pid.unwrap_or_else(|| die("idle mode needs --server-pid"));
-            match run_idle(addr, o.conns, pid, client_threads) {
+            match run_idle(&target, o.conns, pid, client_threads) {
                 Ok(r) => {
                     println!(
                         "idle: {}/{} connections; server RSS {} -> {} (open) -> {} (after one echo each); \

@@ -26,17 +26,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use zlib_rs::{Inflate, InflateFlush, Status};
 
 use super::{BODIES, PUB_PATH, SUB_PATH, bodies, elapsed_mod, read_stamp, stamp};
-use crate::client::{HEAD, Rng, WsClient, encode_frame, op};
-use crate::load::{CpuSnap, runtime};
+use ws_proto::frame::{OpCode, RSV1};
+use ws_tokio::load::{
+    CpuTimes, HEAD, LoadClient, Rng, SharedTrend, Target, Trend, TrendBatch, encode_frame, runtime,
+};
+
 use crate::procfs;
-use crate::stats::{fmt_ns, latency_histogram, record};
+use crate::stats::fmt_ns;
 
 /// What browsers offer.
 pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
@@ -112,8 +114,8 @@ pub struct FanoutResult {
     pub disorder: u64,
     /// Failed connections, broken connections, bad frames.
     pub errors: u64,
-    /// Delivery latency of measured messages, nanoseconds.
-    pub latency: Histogram<u64>,
+    /// Delivery latency of measured messages.
+    pub latency: Trend,
     /// The measured window (first measured send to the last delivery), seconds.
     pub secs: f64,
     /// Every reading subscriber had the last message before the drain limit.
@@ -158,7 +160,7 @@ impl FanoutResult {
         if self.latency.is_empty() {
             f64::NAN
         } else {
-            self.latency.value_at_quantile(q) as f64
+            self.latency.quantile(q).as_nanos() as f64
         }
     }
 
@@ -244,9 +246,8 @@ impl Shared {
     }
 }
 
-/// A subscriber's report.
+/// A subscriber's report (its latencies went into the run's [`SharedTrend`]).
 struct SubOut {
-    hist: Histogram<u64>,
     /// Measured messages received.
     measured: u64,
     disorder: u64,
@@ -285,7 +286,7 @@ impl Publisher {
                     let mut rng = Rng::from_entropy();
                     let c = tokio::time::timeout(
                         CONNECT_TIMEOUT,
-                        WsClient::connect_to(addr, PUB_PATH, None, 4096, rng.clone()),
+                        LoadClient::connect(&target(addr, PUB_PATH, None), 4096, rng.clone()),
                     )
                     .await;
                     let mut c = match c {
@@ -307,7 +308,7 @@ impl Publisher {
                         scratch.clear();
                         scratch.extend_from_slice(&bodies[seq as usize % BODIES]);
                         stamp(&mut scratch, seq, base.elapsed().as_nanos() as u64);
-                        encode_frame(out, op::TEXT, &scratch, rng);
+                        encode_frame(out, OpCode::Text, &scratch, rng);
                     };
                     while let Some(cmd) = rx.recv().await {
                         match cmd {
@@ -358,7 +359,7 @@ impl Drop for Publisher {
 
 /// Sends the measured phase; returns the last sequence number sent.
 async fn run_pattern(
-    c: &mut WsClient,
+    c: &mut LoadClient,
     out: &mut Vec<u8>,
     encode: &mut impl FnMut(&mut Vec<u8>, u32, &mut Rng),
     from: u32,
@@ -453,13 +454,13 @@ impl Assembly {
 
 /// One reading subscriber until `stop`.
 async fn subscriber(
-    mut c: WsClient,
+    mut c: LoadClient,
     compressed: bool,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    mut hist: TrendBatch,
 ) -> SubOut {
     let mut out = SubOut {
-        hist: latency_histogram(),
         measured: 0,
         disorder: 0,
         failed: false,
@@ -474,18 +475,17 @@ async fn subscriber(
         bad: false,
     };
     loop {
-        let WsClient { stream, reader, .. } = &mut c;
+        let LoadClient { stream, reader, .. } = &mut c;
         let frame = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            f = reader.read_frame_with(stream, |b0, chunk| {
-                let opcode = b0 & 0x0F;
-                if opcode >= 0x8 {
+            f = reader.read_frame_with(stream, |h, chunk| {
+                if h.opcode.is_control() {
                     return;
                 }
                 if !a.started {
                     a.started = true;
-                    a.compressed = b0 & 0x40 != 0;
+                    a.compressed = h.rsv & RSV1 != 0;
                 }
                 match (&mut inflater, a.compressed) {
                     (Some(inf), true) => a.inflate(inf, chunk),
@@ -501,9 +501,9 @@ async fn subscriber(
             }
         };
         match f.opcode {
-            op::TEXT | op::BINARY | op::CONT => {}
-            op::PING | op::PONG => continue,
-            _ => {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {}
+            OpCode::Ping | OpCode::Pong => continue,
+            OpCode::Close => {
                 out.failed = true;
                 break;
             }
@@ -537,13 +537,21 @@ async fn subscriber(
         prev = Some(prev.map_or(seq, |p| p.max(seq)));
         if seq >= shared.measure_from.load(SeqCst) {
             out.measured += 1;
-            record(&mut out.hist, elapsed_mod(ts, shared.now_ns()));
+            hist.record_ns(elapsed_mod(ts, shared.now_ns()));
             if seq == shared.last.load(SeqCst) {
                 shared.done.fetch_add(1, SeqCst);
             }
         }
     }
+    hist.flush();
     out
+}
+
+/// Where the publisher and the subscribers connect: `path` on `addr`, offering `extensions`.
+fn target(addr: SocketAddr, path: &str, extensions: Option<&str>) -> Target {
+    Target::from_addr(addr)
+        .with_path(path)
+        .with_extensions(extensions.map(str::to_string))
 }
 
 async fn fanout(o: FanoutOpts) -> io::Result<FanoutResult> {
@@ -566,7 +574,7 @@ async fn fanout(o: FanoutOpts) -> io::Result<FanoutResult> {
             let _permit = sem.acquire_owned().await;
             tokio::time::timeout(
                 CONNECT_TIMEOUT,
-                WsClient::connect_to(addr, SUB_PATH, offer, read_cap, rng),
+                LoadClient::connect(&target(addr, SUB_PATH, offer), read_cap, rng),
             )
             .await
         });
@@ -577,7 +585,9 @@ async fn fanout(o: FanoutOpts) -> io::Result<FanoutResult> {
     while let Some(r) = connecting.join_next().await {
         match r {
             Ok(Ok(Ok((c, agreed)))) => {
-                let z = agreed.is_some_and(|e| e.contains("permessage-deflate"));
+                let z = agreed
+                    .extensions
+                    .is_some_and(|e| e.contains("permessage-deflate"));
                 compressed += z as usize;
                 clients.push((c, z));
             }
@@ -602,6 +612,7 @@ async fn fanout(o: FanoutOpts) -> io::Result<FanoutResult> {
         base,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
+    let latency = SharedTrend::default();
     let mut readers = JoinSet::new();
     let mut idle = Vec::with_capacity(stalled);
     for (i, (c, z)) in clients.into_iter().enumerate() {
@@ -609,7 +620,13 @@ async fn fanout(o: FanoutOpts) -> io::Result<FanoutResult> {
             // Never read: the connection is only held open.
             idle.push(c);
         } else {
-            readers.spawn(subscriber(c, z, shared.clone(), stop_rx.clone()));
+            readers.spawn(subscriber(
+                c,
+                z,
+                shared.clone(),
+                stop_rx.clone(),
+                latency.batch(),
+            ));
         }
     }
 
@@ -643,7 +660,7 @@ async fn fanout(o: FanoutOpts) -> io::Result<FanoutResult> {
     let (_, per_tick, ticks) = schedule(o.pattern, o.duration);
     let expect_last = seq + (per_tick as u32 * ticks) - 1;
     shared.last.store(expect_last, SeqCst);
-    let cpu0 = CpuSnap::take(o.server_pid);
+    let cpu0 = CpuTimes::take(o.server_pid);
     let fine0 = o.server_pid.and_then(|p| procfs::cpu_time_fine_ns(p).ok());
     let t0 = Instant::now();
     let (reply_tx, reply_rx) = oneshot::channel();
@@ -680,14 +697,13 @@ async fn fanout(o: FanoutOpts) -> io::Result<FanoutResult> {
         }
     };
     let secs = t0.elapsed().as_secs_f64();
-    let cpu1 = CpuSnap::take(o.server_pid);
+    let cpu1 = CpuTimes::take(o.server_pid);
     let fine1 = o.server_pid.and_then(|p| procfs::cpu_time_fine_ns(p).ok());
     let rss_end = rss(o.server_pid);
     rss_peak = rss_peak.max(rss_end);
 
     // Stop and collect.
     let _ = stop_tx.send(true);
-    let mut latency = latency_histogram();
     let (mut delivered, mut disorder, mut lost) = (0u64, 0u64, 0u64);
     let deadline = tokio::time::Instant::now() + COLLECT_LIMIT;
     let mut collected = 0usize;
@@ -695,7 +711,6 @@ async fn fanout(o: FanoutOpts) -> io::Result<FanoutResult> {
         match tokio::time::timeout_at(deadline, readers.join_next()).await {
             Ok(Some(Ok(s))) => {
                 collected += 1;
-                let _ = latency.add(&s.hist);
                 delivered += s.measured;
                 disorder += s.disorder;
                 lost += published.saturating_sub(s.measured);
@@ -724,7 +739,7 @@ async fn fanout(o: FanoutOpts) -> io::Result<FanoutResult> {
         lost,
         disorder,
         errors,
-        latency,
+        latency: latency.snapshot(),
         secs,
         drained,
         server_cpu_ns: d(fine0, fine1).or(d(cpu0.server, cpu1.server)),

@@ -16,7 +16,7 @@
 pub mod load;
 pub mod server;
 
-use crate::client::{HEAD, Rng};
+use ws_tokio::load::{HEAD, Rng};
 
 /// The publisher's request path; any other path subscribes.
 pub const PUB_PATH: &str = "/pub";
