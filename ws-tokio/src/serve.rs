@@ -989,8 +989,9 @@ mod tests {
             3,
             &ServeConfig::default().with_max_connections_per_ip(2),
         ));
-        let a: IpAddr = "127.0.0.1".parse().unwrap();
-        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        // Addresses only counted here, never connected to (documentation ranges).
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
         let p1 = t.admit(Some(a)).unwrap();
         let p2 = t.admit(Some(a)).unwrap();
         assert!(t.admit(Some(a)).is_none(), "third from one address");
@@ -1005,6 +1006,31 @@ mod tests {
         let c = t.lock();
         assert_eq!(c.total, 0);
         assert!(c.per_ip.is_empty());
+    }
+
+    #[test]
+    fn loopback_counts_per_address_only_when_asked() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let exempt = Arc::new(Tracker::new(
+            3,
+            &ServeConfig::default().with_max_connections_per_ip(1),
+        ));
+        let held: Vec<_> = (0..3).map(|_| exempt.admit(Some(lo)).unwrap()).collect();
+        assert!(
+            exempt.admit(Some(lo)).is_none(),
+            "the total cap still applies"
+        );
+        drop(held);
+        let limited = Arc::new(Tracker::new(
+            3,
+            &ServeConfig::default()
+                .with_max_connections_per_ip(1)
+                .with_limit_loopback(true),
+        ));
+        let p = limited.admit(Some(lo)).unwrap();
+        assert!(limited.admit(Some(lo)).is_none(), "second from loopback");
+        drop(p);
+        assert!(limited.admit(Some(lo)).is_some());
     }
 
     /// The task of a connection keeps its handler's future and a few words: the handshake's
