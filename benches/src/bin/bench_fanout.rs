@@ -554,8 +554,9 @@ fn machine_section(s: &Settings) -> String {
         "- Servers: tokio multi-thread runtime with {} workers, TCP_NODELAY, one task per \
          connection (src/fanout/server.rs). Each peer broadcasts the way its examples do: one \
          unbounded sender per subscriber feeding that subscriber's writer (sockudo-ws: its \
-         PubSub topics). Ours: each message framed once (`PreparedMessage`), a bounded \
-         broadcast channel, `feed_prepared` + one flush per subscriber. permessage-deflate at \
+         PubSub topics). Ours: `ws_tokio::topics` with its default queues (each message framed \
+         once, an `Arc` of it in every subscriber's bounded queue, drained by the subscriber's \
+         own task with one vectored write). permessage-deflate at \
          zlib level {} for all three that have it: the peers compress per \
          subscriber with their default context takeover, ours once per message \
          (shared compressor, no context takeover)",
