@@ -4,11 +4,10 @@ use httparse::Header;
 
 use super::extension::{header_items, valid_list};
 use super::fields::{
-    List, check_parsed, check_upgrade, first_header, is_token, text, trim_ows, unique_header,
-    values,
+    List, check_parsed, first_header, is_token, text, trim_ows, unique_header, values,
 };
 use super::hs;
-use super::key::{accept_key, valid_key};
+use super::key::accept_key;
 use super::write::{Writer, check_headers, check_tail};
 use crate::error::{Error, HandshakeError, Limit};
 
@@ -98,37 +97,12 @@ pub fn parse_request<'h, 'b>(
         headers,
     } = req;
     let headers: &'h [Header<'b>] = headers;
-
-    if method != Some("GET") {
-        return Err(hs(E::MethodNotGet));
-    }
-    if version != Some(1) {
-        return Err(hs(E::HttpVersion));
-    }
-    let path = path.ok_or(hs(E::MalformedHttp))?;
-
-    let host = unique_header(headers, "Host")
-        .map_err(|()| hs(E::DuplicateHeader))?
-        .ok_or(hs(E::MissingHost))?;
-    let host = text(host)?;
-    check_upgrade(headers)?;
-    check_version(headers)?;
-    let key = unique_header(headers, "Sec-WebSocket-Key")
-        .ok()
-        .flatten()
-        .map(trim_ows)
-        .filter(|k| valid_key(k))
-        .ok_or(hs(E::InvalidKey))?;
-
-    let origin = check_offers(headers)?;
-
-    Ok(Request {
-        headers,
-        path,
-        host,
-        origin,
-        key,
-    })
+    // A complete parse has all three; the checks on them and on the headers are
+    // parse_request_fields', shared with requests an HTTP stack parsed.
+    let (Some(method), Some(version), Some(path)) = (method, version, path) else {
+        return Err(hs(E::MalformedHttp));
+    };
+    super::parse_request_fields(method, version, path, headers)
 }
 
 /// Checks that there is exactly one `Sec-WebSocket-Version` and that it is `13`
